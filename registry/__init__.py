@@ -1,0 +1,3 @@
+"""The primary OCI registry: protocol core (``registry.oci``), storage, HTTP API and CLI."""
+
+__version__ = "0.1.0"

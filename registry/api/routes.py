@@ -1,0 +1,96 @@
+"""The /v2 route table and the raw-ASGI entry point that renders every error as an OCI envelope.
+
+Anything outside /v2 is passed to ``fallback`` (the Quart app: health and, later, management).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from registry.api import blobs, listing, manifests, uploads
+from registry.api.context import ApiContext
+from registry.api.http import Receive, Request, Response, Scope, Send, send_response
+from registry.oci import errors as e
+from registry.storage.service import ClientDisconnected
+
+log = logging.getLogger("registry.api")
+
+Handler = Callable[[ApiContext, Request], Awaitable[Response]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+
+
+async def api_base(ctx: ApiContext, req: Request) -> Response:
+    return Response(200, {"Content-Type": "application/json"}, b"{}")
+
+
+_NAME = r"(?P<name>[^?#]+?)"
+ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+    (re.compile(r"^/v2/?$"), {"GET": api_base}),
+    (re.compile(r"^/v2/_catalog$"), {"GET": listing.catalog}),
+    (re.compile(rf"^/v2/{_NAME}/tags/list$"), {"GET": listing.list_tags}),
+    (
+        re.compile(rf"^/v2/{_NAME}/manifests/(?P<reference>[^/]+)$"),
+        {"GET": manifests.get_manifest, "PUT": manifests.put_manifest, "DELETE": manifests.delete_manifest},
+    ),
+    (re.compile(rf"^/v2/{_NAME}/blobs/uploads/?$"), {"POST": uploads.start_upload}),
+    (
+        re.compile(rf"^/v2/{_NAME}/blobs/uploads/(?P<uuid>[^/]+)$"),
+        {
+            "GET": uploads.upload_status,
+            "PATCH": uploads.patch_upload,
+            "PUT": uploads.finish_upload,
+            "DELETE": uploads.cancel_upload,
+        },
+    ),
+    (re.compile(rf"^/v2/{_NAME}/blobs/(?P<digest>[^/]+)$"), {"GET": blobs.get_blob, "DELETE": blobs.delete_blob}),
+    (re.compile(rf"^/v2/{_NAME}/referrers/(?P<digest>[^/]+)$"), {"GET": listing.referrers}),
+]
+
+
+def match(method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    """Find the handler for ``method path``. HEAD is served by the GET handler.
+
+    Raises:
+        RegistryError: 404 ``NOT_FOUND`` or 405 ``UNSUPPORTED``.
+    """
+    lookup = "GET" if method == "HEAD" else method
+    for pattern, methods in ROUTES:
+        found = pattern.match(path)
+        if found is None:
+            continue
+        handler = methods.get(lookup)
+        if handler is None:
+            raise e.RegistryError(e.METHOD_NOT_ALLOWED, headers={"Allow": ", ".join(sorted(methods))})
+        return handler, found.groupdict()
+    raise e.RegistryError(e.NOT_FOUND, detail={"path": path[:200]})
+
+
+class RegistryAsgi:
+    """The ASGI application: /v2 handled here, everything else by ``fallback``."""
+
+    def __init__(self, ctx: ApiContext, fallback: ASGIApp) -> None:
+        self.ctx = ctx
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not (scope["path"] == "/v2" or scope["path"].startswith("/v2/")):
+            await self.fallback(scope, receive, send)
+            return
+        req = Request(scope, receive)
+        head = req.method == "HEAD"
+        try:
+            handler, req.params = match(req.method, req.path)
+            response = await handler(self.ctx, req)
+        except e.RegistryError as err:
+            response = Response.error(err)
+        except ClientDisconnected:
+            return
+        except Exception:
+            log.exception("unhandled error on %s %s", req.method, req.path)
+            response = Response.error(e.RegistryError(e.UNKNOWN))
+        response.headers.update(API_VERSION)
+        await send_response(send, response, head)

@@ -1,0 +1,80 @@
+"""Composition root: the only place that picks implementations and wires them together."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import trio
+
+from config import Settings
+from registry.api.context import ApiContext
+from registry.api.ops import make_ops_app
+from registry.api.routes import ASGIApp, RegistryAsgi
+from registry.events import OutboxRelay, Subscriber
+from registry.storage.fs_blobs import FilesystemBlobStore
+from registry.storage.service import RegistryService
+from registry.storage.sqlite_meta import SqliteMetadataStore, open_sqlite_metadata
+
+log = logging.getLogger("registry")
+DB_NAME = "registry.db"
+
+
+@dataclass
+class Registry:
+    settings: Settings
+    blobs: FilesystemBlobStore
+    meta: SqliteMetadataStore
+    service: RegistryService
+    relay: OutboxRelay
+    asgi: RegistryAsgi
+
+    async def ready(self) -> bool:
+        try:
+            await self.meta.list_repositories(1, None)
+            await trio.to_thread.run_sync(self.blobs.uploads.stat)
+        except Exception:
+            return False
+        return True
+
+    async def serve_upload_purge(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Purge stale upload sessions every ``uploads.purge_interval_seconds`` until cancelled."""
+        task_status.started()
+        uploads = self.settings.uploads
+        while True:
+            try:
+                purged = await self.service.purge_stale_uploads(time.time() - uploads.ttl_seconds)
+                if purged:
+                    log.info("purged %d stale upload session(s)", purged)
+            except Exception:
+                log.exception("upload purge failed")
+            await trio.sleep(uploads.purge_interval_seconds)
+
+
+@asynccontextmanager
+async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = ()) -> AsyncIterator[Registry]:
+    """Open the stores under ``storage.root`` and build the ASGI app. Background loops are not started:
+    run ``relay.serve`` and ``serve_upload_purge`` in a nursery (``registry.server`` does)."""
+    root = Path(settings.storage.root)
+    root.mkdir(parents=True, exist_ok=True)
+    blobs = FilesystemBlobStore(root)
+    meta = await open_sqlite_metadata(root / DB_NAME)
+    try:
+        service = RegistryService(blobs, meta, settings.limits.manifest_max_bytes)
+        relay = OutboxRelay(meta, subscribers)
+        meta.on_commit = relay.notify
+        registry: Registry | None = None
+
+        async def ready() -> bool:
+            return registry is not None and await registry.ready()
+
+        asgi = RegistryAsgi(ApiContext(service, settings), cast(ASGIApp, make_ops_app(ready)))
+        registry = Registry(settings, blobs, meta, service, relay, asgi)
+        yield registry
+    finally:
+        await meta.aclose()

@@ -1,0 +1,1 @@
+"""Storage: content-addressed blobs on a filesystem, metadata in SQLite, and the OCI semantics on top."""

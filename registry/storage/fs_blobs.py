@@ -1,0 +1,225 @@
+"""FilesystemBlobStore: blob bytes on a local filesystem, content-addressed.
+
+On-disk layout under the data directory::
+
+    blobs/<algorithm>/<first two hex chars>/<hex>   committed content, immutable, shared by all repos
+    uploads/<upload id>                             data of an open upload session
+
+Durability rule (how a 201 is guaranteed to survive a crash): ``commit_upload`` fsyncs the upload file,
+renames it to its content path (atomic on POSIX), and fsyncs the directory that now holds the name (and
+each directory it had to create, bottom-up). Only after it returns does the service commit the metadata
+transaction (``synchronous=FULL``: the WAL is fsynced) and only after that does the HTTP layer answer 201.
+A crash before the rename leaves only an upload file; a crash between rename and metadata commit leaves
+an unreferenced content file (reported by fsck, removed by GC) — never a visible partial blob.
+
+Data is written and read inline on the event loop in pieces of at most 1 MiB (page-cache copies are
+cheaper than a thread hop); every fsync, re-hash and directory operation runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+import trio
+
+from registry.oci.digest import ALGORITHMS, Digest, Hasher, new_hasher
+from registry.oci.errors import INSUFFICIENT_STORAGE, RegistryError
+
+READ_CHUNK = 1024 * 1024
+
+
+def _storage_error(exc: OSError) -> RegistryError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return RegistryError(INSUFFICIENT_STORAGE, "the registry's storage is full")
+    raise exc
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _hash_file(fd: int, size: int, algorithm: str) -> Hasher:
+    hasher = new_hasher(algorithm)
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(READ_CHUNK * 4, size - offset), offset)
+        if not chunk:
+            raise FileNotFoundError(errno.ENOENT, "upload data shorter than acknowledged")
+        hasher.update(chunk)
+        offset += len(chunk)
+    return hasher
+
+
+class FilesystemUpload:
+    """Upload data file, appended in order and hashed (sha256) while written."""
+
+    def __init__(self, fd: int, size: int, hasher: Hasher) -> None:
+        self._fd = fd
+        self._size = size
+        self.hasher = hasher
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+                self._size += written
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+        self.hasher.update(data)
+
+    async def truncate(self, size: int) -> None:
+        """Drop bytes after ``size``; the running hash is rebuilt from the file."""
+        if size == self._size:
+            return
+        os.ftruncate(self._fd, size)
+        os.lseek(self._fd, size, os.SEEK_SET)
+        self._size = size
+        self.hasher = await trio.to_thread.run_sync(_hash_file, self._fd, size, "sha256")
+
+    async def digest(self, algorithm: str) -> Digest:
+        if algorithm == "sha256":
+            return Digest("sha256", self.hasher.copy().hexdigest())
+        hasher = await trio.to_thread.run_sync(_hash_file, self._fd, self._size, algorithm)
+        return Digest(algorithm, hasher.hexdigest())
+
+    async def aclose(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+
+class FilesystemBlobReader:
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self.size = size
+
+    async def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+
+class FilesystemBlobStore:
+    """See the module docstring for layout and durability."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = root / "blobs"
+        self.uploads = root / "uploads"
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.uploads.mkdir(parents=True, exist_ok=True)
+
+    def blob_path(self, digest: Digest) -> Path:
+        return self.blobs / digest.algorithm / digest.encoded[:2] / digest.encoded
+
+    def _upload_path(self, upload_id: str) -> Path:
+        if not upload_id.replace("-", "").isalnum():
+            raise FileNotFoundError(errno.ENOENT, "invalid upload id")
+        return self.uploads / upload_id
+
+    async def stat(self, digest: Digest) -> int | None:
+        try:
+            return (await trio.to_thread.run_sync(os.stat, self.blob_path(digest))).st_size
+        except FileNotFoundError:
+            return None
+
+    @asynccontextmanager
+    async def open_read(self, digest: Digest) -> AsyncIterator[FilesystemBlobReader]:
+        fd = os.open(self.blob_path(digest), os.O_RDONLY)
+        try:
+            yield FilesystemBlobReader(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+
+    async def open_upload(self, upload_id: str, size: int, hasher: Hasher | None) -> FilesystemUpload:
+        path = self._upload_path(upload_id)
+
+        def open_() -> FilesystemUpload:
+            flags = os.O_RDWR | (os.O_CREAT if size == 0 else 0)
+            try:
+                fd = os.open(path, flags, 0o600)
+            except OSError as exc:
+                raise _storage_error(exc) from exc
+            try:
+                if os.fstat(fd).st_size < size:
+                    raise FileNotFoundError(errno.ENOENT, "upload data shorter than acknowledged")
+                os.ftruncate(fd, size)
+                os.lseek(fd, size, os.SEEK_SET)
+                return FilesystemUpload(fd, size, hasher or _hash_file(fd, size, "sha256"))
+            except BaseException:
+                os.close(fd)
+                raise
+
+        return await trio.to_thread.run_sync(open_)
+
+    async def commit_upload(self, upload_id: str, digest: Digest) -> None:
+        source = self._upload_path(upload_id)
+        target = self.blob_path(digest)
+
+        def commit() -> None:
+            fd = os.open(source, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            created = []
+            for parent in (target.parent.parent, target.parent):
+                if not parent.exists():
+                    parent.mkdir(exist_ok=True)
+                    created.append(parent)
+            if target.exists():
+                os.unlink(source)
+                return
+            os.rename(source, target)
+            _fsync_dir(target.parent)
+            for parent in reversed(created):
+                _fsync_dir(parent.parent)
+
+        try:
+            await trio.to_thread.run_sync(commit)
+        except OSError as exc:
+            raise _storage_error(exc) from exc
+
+    async def discard_upload(self, upload_id: str) -> None:
+        with suppress(FileNotFoundError):
+            await trio.to_thread.run_sync(os.unlink, self._upload_path(upload_id))
+
+    async def delete(self, digest: Digest) -> None:
+        with suppress(FileNotFoundError):
+            await trio.to_thread.run_sync(os.unlink, self.blob_path(digest))
+
+    async def upload_ids_older_than(self, before: float) -> list[str]:
+        return await trio.to_thread.run_sync(upload_files_older_than, self, before)
+
+    async def walk(self) -> AsyncIterator[Digest]:
+        for algorithm in ALGORITHMS:
+            base = self.blobs / algorithm
+            if not base.is_dir():
+                continue
+            for prefix in sorted(base.iterdir()):
+                for entry in sorted(prefix.iterdir()):
+                    yield Digest(algorithm, entry.name)
+
+
+def upload_files_older_than(store: FilesystemBlobStore, before: float) -> list[str]:
+    """Ids of upload data files last modified before ``before`` (blocking; run in a thread)."""
+    found = []
+    for entry in os.scandir(store.uploads):
+        try:
+            if entry.is_file() and entry.stat().st_mtime < before:
+                found.append(entry.name)
+        except FileNotFoundError:
+            continue
+    return found

@@ -1,0 +1,113 @@
+"""The SQLite schema (created with sqlite-utils) and connection setup.
+
+Tables:
+  repositories(name)                       a repository exists once something was pushed to it
+  blobs(digest, size)                      one row per stored blob, shared by every repository
+  repo_blobs(repo, digest)                 membership: a blob is served only where it is linked
+  manifests(digest, media_type, content…)  manifest bytes exactly as pushed, shared like blobs
+  manifest_refs(digest, ref, kind)         what a manifest points at (blob, child, external)
+  repo_manifests(repo, digest)             manifest membership
+  tags(repo, tag, digest)
+  referrers(repo, subject, digest)         manifests whose subject is ``subject``
+  uploads(id, repo, size)                  resumable upload sessions (data under uploads/<id>)
+  outbox(id, kind, repo, digest, tag)      domain events, written in the changing transaction
+  outbox_cursors(subscriber, last_id)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit ``BEGIN IMMEDIATE``), WAL, and
+    ``synchronous=FULL`` so that a committed transaction survives power loss (the WAL is fsynced at
+    every commit)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+def create(path: Path) -> None:
+    """Create the tables and indexes if they are missing (idempotent; safe beside a running server)."""
+    conn = connect(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        db = sqlite_utils.Database(conn)
+        db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        db.table("repositories").create({"name": str, "created": float}, pk="name", if_not_exists=True)
+        db.table("blobs").create({"digest": str, "size": int, "created": float}, pk="digest", if_not_exists=True)
+        db.table("repo_blobs").create(
+            {"repo": str, "digest": str, "created": float}, pk=("repo", "digest"), if_not_exists=True
+        )
+        db.table("manifests").create(
+            {
+                "digest": str,
+                "media_type": str,
+                "size": int,
+                "content": bytes,
+                "artifact_type": str,
+                "subject": str,
+                "annotations": str,
+                "created": float,
+            },
+            pk="digest",
+            if_not_exists=True,
+        )
+        db.table("manifest_refs").create(
+            {"digest": str, "ref": str, "kind": str}, pk=("digest", "ref", "kind"), if_not_exists=True
+        )
+        db.table("repo_manifests").create(
+            {"repo": str, "digest": str, "pushed": float}, pk=("repo", "digest"), if_not_exists=True
+        )
+        db.table("tags").create(
+            {"repo": str, "tag": str, "digest": str, "updated": float},
+            pk=("repo", "tag"),
+            if_not_exists=True,
+        )
+        db.table("referrers").create(
+            {"repo": str, "subject": str, "digest": str},
+            pk=("repo", "subject", "digest"),
+            if_not_exists=True,
+        )
+        db.table("uploads").create(
+            {"id": str, "repo": str, "size": int, "created": float, "updated": float},
+            pk="id",
+            if_not_exists=True,
+        )
+        db.table("outbox").create(
+            {
+                "id": int,
+                "at": float,
+                "kind": str,
+                "repo": str,
+                "digest": str,
+                "tag": str,
+                "data": str,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
+        db.table("outbox_cursors").create({"subscriber": str, "last_id": int}, pk="subscriber", if_not_exists=True)
+        db.table("tags").create_index(["repo", "digest"], if_not_exists=True)
+        db.table("manifest_refs").create_index(["ref"], if_not_exists=True)
+        db.table("repo_blobs").create_index(["digest"], if_not_exists=True)
+        db.table("repo_manifests").create_index(["digest"], if_not_exists=True)
+        db.table("uploads").create_index(["updated"], if_not_exists=True)
+        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()

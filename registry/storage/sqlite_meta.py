@@ -1,0 +1,413 @@
+"""SqliteMetadataStore: the MetadataStore on one SQLite file (``<data>/registry.db``, WAL mode).
+
+Threading: sqlite3 connections are tied to their thread and ``trio.to_thread`` may run each call on a
+different worker thread, so every worker thread gets its own connection (``threading.local``). Writes
+go through a CapacityLimiter of 1 (a single writer in this process) and ``BEGIN IMMEDIATE`` with a busy
+timeout, so CLI commands running beside the server queue instead of failing.
+
+Durability: ``synchronous=FULL`` makes COMMIT fsync the WAL, so a transaction that returned has reached
+the disk before the HTTP layer answers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import trio
+
+from registry.oci.digest import Digest
+from registry.oci.errors import MANIFEST_BLOB_UNKNOWN, RegistryError
+from registry.storage import schema
+from registry.storage.records import (
+    BlobRow,
+    Event,
+    ManifestRecord,
+    ManifestRef,
+    Referrer,
+    UploadSession,
+)
+
+T = TypeVar("T")
+
+
+class SqliteMetadataStore:
+    """See module docstring. Create with :func:`open_sqlite_metadata`."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._write_limiter = trio.CapacityLimiter(1)
+        self._read_limiter = trio.CapacityLimiter(8)
+        self.on_commit: Callable[[], None] | None = None
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = schema.connect(self._path)
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await trio.to_thread.run_sync(lambda: fn(self._conn()), limiter=self._read_limiter)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], notify: bool = True) -> T:
+        def run() -> T:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return result
+
+        result = await trio.to_thread.run_sync(run, limiter=self._write_limiter)
+        if notify and self.on_commit is not None:
+            self.on_commit()
+        return result
+
+    async def aclose(self) -> None:
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+
+    @staticmethod
+    def _event(
+        conn: sqlite3.Connection,
+        kind: str,
+        repo: str,
+        digest: str | None = None,
+        tag: str | None = None,
+        data: str | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO outbox(at, kind, repo, digest, tag, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), kind, repo, digest, tag, data),
+        )
+
+    @staticmethod
+    def _ensure_repo(conn: sqlite3.Connection, repo: str, now: float) -> None:
+        conn.execute("INSERT OR IGNORE INTO repositories(name, created) VALUES (?, ?)", (repo, now))
+
+    # -- blobs ----------------------------------------------------------------------------------------
+    async def blob_size(self, repo: str, digest: Digest) -> int | None:
+        def q(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT b.size FROM repo_blobs r JOIN blobs b ON b.digest = r.digest WHERE r.repo = ? AND r.digest = ?",
+                (repo, str(digest)),
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._read(q)
+
+    async def commit_blob(self, repo: str, digest: Digest, size: int, upload_id: str | None) -> None:
+        def w(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            self._ensure_repo(conn, repo, now)
+            conn.execute(
+                "INSERT OR IGNORE INTO blobs(digest, size, created) VALUES (?, ?, ?)", (str(digest), size, now)
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO repo_blobs(repo, digest, created) VALUES (?, ?, ?)",
+                (repo, str(digest), now),
+            )
+            if upload_id is not None:
+                conn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
+            self._event(conn, "blob.pushed", repo, str(digest))
+
+        await self._write(w)
+
+    async def mount_blob(self, repo: str, source: str, digest: Digest) -> int | None:
+        def w(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT b.size FROM repo_blobs r JOIN blobs b ON b.digest = r.digest WHERE r.repo = ? AND r.digest = ?",
+                (source, str(digest)),
+            ).fetchone()
+            if row is None:
+                return None
+            now = time.time()
+            self._ensure_repo(conn, repo, now)
+            conn.execute(
+                "INSERT OR IGNORE INTO repo_blobs(repo, digest, created) VALUES (?, ?, ?)",
+                (repo, str(digest), now),
+            )
+            self._event(conn, "blob.mounted", repo, str(digest), data=source)
+            return int(row[0])
+
+        return await self._write(w)
+
+    async def unlink_blob(self, repo: str, digest: Digest) -> bool:
+        def w(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute("DELETE FROM repo_blobs WHERE repo = ? AND digest = ?", (repo, str(digest)))
+            if cur.rowcount:
+                self._event(conn, "blob.deleted", repo, str(digest))
+            return cur.rowcount > 0
+
+        return await self._write(w)
+
+    async def all_blobs(self) -> list[BlobRow]:
+        def q(conn: sqlite3.Connection) -> list[BlobRow]:
+            rows = conn.execute("SELECT digest, size FROM blobs ORDER BY digest").fetchall()
+            return [BlobRow(Digest.parse(d), int(s)) for d, s in rows]
+
+        return await self._read(q)
+
+    # -- manifests ------------------------------------------------------------------------------------
+    async def put_manifest(
+        self, repo: str, record: ManifestRecord, refs: Sequence[ManifestRef], tag: str | None
+    ) -> None:
+        digest = str(record.digest)
+
+        def w(conn: sqlite3.Connection) -> None:
+            missing = []
+            for ref in refs:
+                if ref.kind == "blob":
+                    sql = "SELECT 1 FROM repo_blobs WHERE repo = ? AND digest = ?"
+                elif ref.kind == "child":
+                    sql = "SELECT 1 FROM repo_manifests WHERE repo = ? AND digest = ?"
+                else:
+                    continue
+                if conn.execute(sql, (repo, str(ref.digest))).fetchone() is None:
+                    missing.append(str(ref.digest))
+            if missing:
+                raise RegistryError(
+                    MANIFEST_BLOB_UNKNOWN,
+                    f"manifest references {len(missing)} blob(s) or manifest(s) not in repository {repo}",
+                    detail={"missing": missing[:20]},
+                )
+            now = time.time()
+            self._ensure_repo(conn, repo, now)
+            conn.execute(
+                "INSERT OR IGNORE INTO manifests(digest, media_type, size, content, artifact_type, subject,"
+                " annotations, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    digest,
+                    record.media_type,
+                    record.size,
+                    record.content,
+                    record.artifact_type,
+                    None if record.subject is None else str(record.subject),
+                    record.annotations_json,
+                    now,
+                ),
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO manifest_refs(digest, ref, kind) VALUES (?, ?, ?)",
+                [(digest, str(r.digest), r.kind) for r in refs],
+            )
+            new = conn.execute(
+                "INSERT OR IGNORE INTO repo_manifests(repo, digest, pushed) VALUES (?, ?, ?)", (repo, digest, now)
+            ).rowcount
+            if record.subject is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO referrers(repo, subject, digest) VALUES (?, ?, ?)",
+                    (repo, str(record.subject), digest),
+                )
+            if new:
+                self._event(conn, "manifest.pushed", repo, digest, data=record.media_type)
+            if tag is not None:
+                old = conn.execute("SELECT digest FROM tags WHERE repo = ? AND tag = ?", (repo, tag)).fetchone()
+                if old is None or old[0] != digest:
+                    conn.execute(
+                        "INSERT INTO tags(repo, tag, digest, updated) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT(repo, tag) DO UPDATE SET digest = excluded.digest, updated = excluded.updated",
+                        (repo, tag, digest, now),
+                    )
+                    self._event(conn, "tag.moved", repo, digest, tag, None if old is None else old[0])
+
+        await self._write(w)
+
+    async def get_manifest(self, repo: str, reference: str | Digest) -> ManifestRecord | None:
+        def q(conn: sqlite3.Connection) -> ManifestRecord | None:
+            if isinstance(reference, Digest):
+                row = conn.execute(
+                    "SELECT m.digest, m.media_type, m.content, m.artifact_type, m.subject, m.annotations "
+                    "FROM repo_manifests r JOIN manifests m ON m.digest = r.digest "
+                    "WHERE r.repo = ? AND r.digest = ?",
+                    (repo, str(reference)),
+                ).fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT m.digest, m.media_type, m.content, m.artifact_type, m.subject, m.annotations "
+                    "FROM tags t JOIN manifests m ON m.digest = t.digest WHERE t.repo = ? AND t.tag = ?",
+                    (repo, reference),
+                ).fetchone()
+            if row is None:
+                return None
+            return ManifestRecord(
+                digest=Digest.parse(row[0]),
+                media_type=row[1],
+                content=bytes(row[2]),
+                artifact_type=row[3],
+                subject=None if row[4] is None else Digest.parse(row[4]),
+                annotations_json=row[5],
+            )
+
+        return await self._read(q)
+
+    async def delete_manifest(self, repo: str, digest: Digest) -> bool:
+        def w(conn: sqlite3.Connection) -> bool:
+            d = str(digest)
+            cur = conn.execute("DELETE FROM repo_manifests WHERE repo = ? AND digest = ?", (repo, d))
+            if not cur.rowcount:
+                return False
+            for (tag,) in conn.execute("SELECT tag FROM tags WHERE repo = ? AND digest = ?", (repo, d)).fetchall():
+                self._event(conn, "tag.deleted", repo, d, tag)
+            conn.execute("DELETE FROM tags WHERE repo = ? AND digest = ?", (repo, d))
+            conn.execute("DELETE FROM referrers WHERE repo = ? AND digest = ?", (repo, d))
+            self._event(conn, "manifest.deleted", repo, d)
+            return True
+
+        return await self._write(w)
+
+    async def delete_tag(self, repo: str, tag: str) -> bool:
+        def w(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT digest FROM tags WHERE repo = ? AND tag = ?", (repo, tag)).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM tags WHERE repo = ? AND tag = ?", (repo, tag))
+            self._event(conn, "tag.deleted", repo, row[0], tag)
+            return True
+
+        return await self._write(w)
+
+    async def list_tags(self, repo: str, n: int, last: str | None) -> list[str] | None:
+        def q(conn: sqlite3.Connection) -> list[str] | None:
+            if conn.execute("SELECT 1 FROM repositories WHERE name = ?", (repo,)).fetchone() is None:
+                return None
+            rows = conn.execute(
+                "SELECT tag FROM tags WHERE repo = ? AND tag > ? ORDER BY tag LIMIT ?", (repo, last or "", n)
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._read(q)
+
+    async def list_repositories(self, n: int, last: str | None) -> list[str]:
+        def q(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT name FROM repositories r WHERE name > ? AND (EXISTS (SELECT 1 FROM repo_manifests m "
+                "WHERE m.repo = r.name) OR EXISTS (SELECT 1 FROM repo_blobs b WHERE b.repo = r.name)) "
+                "ORDER BY name LIMIT ?",
+                (last or "", n),
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._read(q)
+
+    async def referrers(self, repo: str, subject: Digest) -> list[Referrer]:
+        def q(conn: sqlite3.Connection) -> list[Referrer]:
+            rows = conn.execute(
+                "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM referrers r "
+                "JOIN manifests m ON m.digest = r.digest WHERE r.repo = ? AND r.subject = ? ORDER BY m.digest",
+                (repo, str(subject)),
+            ).fetchall()
+            return [Referrer(Digest.parse(d), mt, int(s), at, an) for d, mt, s, at, an in rows]
+
+        return await self._read(q)
+
+    async def all_manifest_refs(self) -> list[tuple[str, Digest, Digest, str]]:
+        def q(conn: sqlite3.Connection) -> list[tuple[str, Digest, Digest, str]]:
+            rows = conn.execute(
+                "SELECT r.repo, f.digest, f.ref, f.kind FROM repo_manifests r "
+                "JOIN manifest_refs f ON f.digest = r.digest ORDER BY r.repo, f.digest"
+            ).fetchall()
+            return [(repo, Digest.parse(d), Digest.parse(ref), kind) for repo, d, ref, kind in rows]
+
+        return await self._read(q)
+
+    async def memberships(self) -> tuple[set[tuple[str, Digest]], set[tuple[str, Digest]]]:
+        """Every (repo, blob) and (repo, manifest) link (for fsck; not on any request path)."""
+
+        def q(conn: sqlite3.Connection) -> tuple[set[tuple[str, Digest]], set[tuple[str, Digest]]]:
+            blobs = {(r, Digest.parse(d)) for r, d in conn.execute("SELECT repo, digest FROM repo_blobs")}
+            manifests = {(r, Digest.parse(d)) for r, d in conn.execute("SELECT repo, digest FROM repo_manifests")}
+            return blobs, manifests
+
+        return await self._read(q)
+
+    # -- uploads --------------------------------------------------------------------------------------
+    async def create_upload(self, repo: str, upload_id: str, now: float) -> None:
+        def w(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO uploads(id, repo, size, created, updated) VALUES (?, ?, 0, ?, ?)",
+                (upload_id, repo, now, now),
+            )
+
+        await self._write(w)
+
+    async def get_upload(self, repo: str, upload_id: str) -> UploadSession | None:
+        def q(conn: sqlite3.Connection) -> UploadSession | None:
+            row = conn.execute(
+                "SELECT id, repo, size, created, updated FROM uploads WHERE id = ? AND repo = ?", (upload_id, repo)
+            ).fetchone()
+            return None if row is None else UploadSession(row[0], row[1], int(row[2]), row[3], row[4])
+
+        return await self._read(q)
+
+    async def upload_exists(self, upload_id: str) -> bool:
+        def q(conn: sqlite3.Connection) -> bool:
+            return conn.execute("SELECT 1 FROM uploads WHERE id = ?", (upload_id,)).fetchone() is not None
+
+        return await self._read(q)
+
+    async def set_upload_size(self, upload_id: str, size: int, now: float) -> None:
+        def w(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE uploads SET size = ?, updated = ? WHERE id = ?", (size, now, upload_id))
+
+        await self._write(w)
+
+    async def delete_upload(self, upload_id: str) -> None:
+        await self._write(lambda conn: conn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,)))
+
+    async def stale_uploads(self, before: float) -> list[str]:
+        def q(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute("SELECT id FROM uploads WHERE updated < ?", (before,))]
+
+        return await self._read(q)
+
+    # -- outbox ---------------------------------------------------------------------------------------
+    async def events_after(self, cursor: int, limit: int) -> list[Event]:
+        def q(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                "SELECT id, at, kind, repo, digest, tag, data FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                (cursor, limit),
+            ).fetchall()
+            return [Event(*row) for row in rows]
+
+        return await self._read(q)
+
+    async def cursor(self, subscriber: str) -> int:
+        def q(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT last_id FROM outbox_cursors WHERE subscriber = ?", (subscriber,)).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._read(q)
+
+    async def set_cursor(self, subscriber: str, event_id: int) -> None:
+        def w(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO outbox_cursors(subscriber, last_id) VALUES (?, ?) "
+                "ON CONFLICT(subscriber) DO UPDATE SET last_id = excluded.last_id",
+                (subscriber, event_id),
+            )
+
+        # Cursor moves are bookkeeping, not domain changes: they do not wake the outbox loop.
+        await self._write(w, notify=False)
+
+
+async def open_sqlite_metadata(path: Path) -> SqliteMetadataStore:
+    """Create the schema if needed and return a store. The caller must ``aclose()`` it."""
+    await trio.to_thread.run_sync(schema.create, path)
+    return SqliteMetadataStore(path)

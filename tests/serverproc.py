@@ -1,0 +1,89 @@
+"""Start and stop real ``registry serve`` processes on loopback for tests (port 0, parsed from the log)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+_LISTENING = re.compile(r"registry listening on (https?://\S+)")
+
+
+class RegistryProcess:
+    """A ``registry serve`` child process. ``url`` is its base URL once :meth:`start` returned."""
+
+    def __init__(self, data: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.data = data
+        self.args = list(args)
+        self.env = env or {}
+        self.log_path = data.parent / f"{data.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 20.0) -> RegistryProcess:
+        self.data.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        start_at = log.tell()
+        cmd = [str(BIN / "registry"), "serve", "--listen", "127.0.0.1:0", "--data", str(self.data)]
+        if "--auth" not in self.args:
+            cmd += ["--auth", "none"]
+        self.proc = subprocess.Popen(
+            cmd + self.args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_bytes()[start_at:].decode(errors="replace")
+            found = _LISTENING.search(text)
+            if found:
+                self.url = found.group(1)
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"registry exited with {self.proc.returncode}:\n{text}")
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"registry did not start in {timeout}s:\n{self.log_text()}")
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT`` as image references need it."""
+        return self.url.split("://", 1)[1]
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all, as in a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM and wait; SIGKILL if it does not exit in ``timeout``."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def __enter__(self) -> RegistryProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
