@@ -59,7 +59,7 @@ def match(method: str, path: str) -> tuple[Handler, dict[str, str]]:
     """
     lookup = "GET" if method == "HEAD" else method
     for pattern, methods in ROUTES:
-        found = pattern.match(path)
+        found = pattern.fullmatch(path)
         if found is None:
             continue
         handler = methods.get(lookup)

@@ -46,13 +46,13 @@ class Digest:
         Raises:
             RegistryError: ``DIGEST_INVALID`` if the grammar does not match or the algorithm is unsupported.
         """
-        if not _GRAMMAR.match(value):
+        if not _GRAMMAR.fullmatch(value):
             raise RegistryError(DIGEST_INVALID, f"invalid digest {value[:200]!r}")
         algorithm, encoded = value.split(":", 1)
         pattern = _ENCODED.get(algorithm)
         if pattern is None:
             raise RegistryError(DIGEST_INVALID, f"unsupported digest algorithm {algorithm!r}")
-        if not pattern.match(encoded):
+        if not pattern.fullmatch(encoded):
             raise RegistryError(DIGEST_INVALID, f"invalid {algorithm} digest {value[:200]!r}")
         return cls(algorithm, encoded)
 

@@ -19,7 +19,7 @@ def validate_name(name: str) -> str:
     Raises:
         RegistryError: ``NAME_INVALID``.
     """
-    if len(name) > NAME_MAX_LENGTH or not _NAME.match(name):
+    if len(name) > NAME_MAX_LENGTH or not _NAME.fullmatch(name):
         raise RegistryError(NAME_INVALID, f"invalid repository name {name[:300]!r}")
     return name
 
@@ -30,7 +30,7 @@ def validate_tag(tag: str) -> str:
     Raises:
         RegistryError: ``TAG_INVALID``.
     """
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):
         raise RegistryError(TAG_INVALID, f"invalid tag {tag[:200]!r}")
     return tag
 

@@ -39,7 +39,7 @@ def parse_range(header: str | None, length: int) -> ByteRange | None:
     """
     if not header:
         return None
-    match = _BYTES_RANGE.match(header.strip())
+    match = _BYTES_RANGE.fullmatch(header.strip())
     if not match or (not match.group(1) and not match.group(2)):
         return None
     first, last = match.group(1), match.group(2)
@@ -64,7 +64,7 @@ def parse_upload_range(header: str) -> tuple[int, int] | None:
 
     Accepts ``0-1023``, ``bytes=0-1023``, ``bytes 0-1023/2048``. Returns None if malformed.
     """
-    match = _UPLOAD_RANGE.match(header.strip())
+    match = _UPLOAD_RANGE.fullmatch(header.strip())
     if not match:
         return None
     start, end = int(match.group(1)), int(match.group(2))
