@@ -14,7 +14,7 @@ import trio
 
 from config import Settings
 from registry.api.context import ApiContext
-from registry.api.ops import make_ops_app
+from registry.api.ops import close_safe, make_ops_app
 from registry.api.routes import ASGIApp, RegistryAsgi
 from registry.events import OutboxRelay, Subscriber
 from registry.storage.fs_blobs import FilesystemBlobStore
@@ -73,7 +73,7 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
         async def ready() -> bool:
             return registry is not None and await registry.ready()
 
-        asgi = RegistryAsgi(ApiContext(service, settings), cast(ASGIApp, make_ops_app(ready)))
+        asgi = RegistryAsgi(ApiContext(service, settings), close_safe(cast(ASGIApp, make_ops_app(ready))))
         registry = Registry(settings, blobs, meta, service, relay, asgi)
         yield registry
     finally:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import trio
 from quart import Response
 from quart_trio import QuartTrio
+
+from registry.api.http import Message, Receive, Scope, Send
 
 
 def make_ops_app(ready: Callable[[], Awaitable[bool]]) -> QuartTrio:
@@ -37,3 +40,34 @@ def make_ops_app(ready: Callable[[], Awaitable[bool]]) -> QuartTrio:
         return Response(body, 405, content_type="application/json")
 
     return app
+
+
+def close_safe(
+    app: Callable[[Scope, Receive, Send], Awaitable[None]],
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """Wrap a Quart app so HTTP/1.0, ``Connection: close`` and idle keep-alive connections are closed.
+
+    Measured with quart-trio 0.12 under hypercorn 0.18's trio worker: Quart keeps calling ``receive()``
+    after the request body is complete, consumes the ``http.disconnect`` that hypercorn emits once the
+    response ends, and the connection then stays open. After the body is complete this wrapper parks
+    further ``receive()`` calls instead (Quart cancels them when its response is sent).
+    """
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        complete = False
+
+        async def guarded_receive() -> Message:
+            nonlocal complete
+            if complete:
+                await trio.sleep_forever()
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                complete = True
+            return message
+
+        await app(scope, guarded_receive, send)
+
+    return wrapped
