@@ -34,8 +34,9 @@ async def meta(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 
 
 def _manifest(content: bytes, subject: Digest | None = None, artifact_type: str | None = None) -> ManifestRecord:
-    return ManifestRecord(Digest.of(content), "application/vnd.oci.image.manifest.v1+json", content,
-                          artifact_type, subject, None)
+    return ManifestRecord(
+        Digest.of(content), "application/vnd.oci.image.manifest.v1+json", content, artifact_type, subject, None
+    )
 
 
 async def _kinds(meta: MetadataStore) -> list[str]:

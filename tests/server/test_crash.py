@@ -38,9 +38,7 @@ def _push_chunked(url: str, repo: str, data: bytes, digest: str) -> bool:
         step = max(len(data) // 4, 1)
         for start in range(0, len(data), step):
             chunk = data[start : start + step]
-            r = client.patch(
-                location, content=chunk, headers={"Content-Range": f"{start}-{start + len(chunk) - 1}"}
-            )
+            r = client.patch(location, content=chunk, headers={"Content-Range": f"{start}-{start + len(chunk) - 1}"})
             if r.status_code != 202:
                 return False
             location = r.headers["location"]
@@ -62,7 +60,7 @@ def test_kill9_during_concurrent_pushes(tmp_path: Path) -> None:
         proc = RegistryProcess(data_dir).start()
         stop = threading.Event()
 
-        def worker(url: str = proc.url) -> None:
+        def worker(url: str = proc.url, stop: threading.Event = stop) -> None:
             while not stop.is_set():
                 i = next(counter)
                 data, digest = _blob(i, rng.choice([1024, 256 * 1024, 3 * MIB]))

@@ -138,7 +138,9 @@ def test_skopeo_trusts_registry_ca(tmp_path: Path) -> None:
         ref = f"docker://{proc.host}/tls/app:v1"
         copy = subprocess.run(
             ["skopeo", "copy", "--dest-cert-dir", str(certs_dir), f"oci:{layout}", ref],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert copy.returncode == 0, copy.stderr
         untrusted = subprocess.run(["skopeo", "inspect", ref], capture_output=True, text=True, timeout=60)

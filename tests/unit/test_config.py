@@ -21,9 +21,15 @@ def test_defaults_need_no_file() -> None:
 
 def test_file_then_env_then_flags(tmp_path: Path) -> None:
     cfg = tmp_path / "r.toml"
-    cfg.write_text('[server]\nlisten = "127.0.0.1:6000"\ntrusted_proxies = ["10.0.0.0/8"]\n[storage]\nroot = "/srv/a"\n')
-    env = {"REGISTRY__STORAGE__ROOT": "/srv/b", "REGISTRY__LIMITS__MANIFEST_MAX_BYTES": "8192",
-           "REGISTRY__LOG__ACCESS_LOG": "true", "OTHER": "x"}
+    cfg.write_text(
+        '[server]\nlisten = "127.0.0.1:6000"\ntrusted_proxies = ["10.0.0.0/8"]\n[storage]\nroot = "/srv/a"\n'
+    )
+    env = {
+        "REGISTRY__STORAGE__ROOT": "/srv/b",
+        "REGISTRY__LIMITS__MANIFEST_MAX_BYTES": "8192",
+        "REGISTRY__LOG__ACCESS_LOG": "true",
+        "OTHER": "x",
+    }
     s = load_settings(cfg, environ=env, overrides={"server": {"listen": "127.0.0.1:7000"}})
     assert s.server.listen == "127.0.0.1:7000"
     assert s.server.trusted_proxies == ("10.0.0.0/8",)
@@ -55,7 +61,7 @@ def test_bad_files_fail_with_a_clear_message(tmp_path: Path, toml: str, message:
 
 
 def test_bad_env_value_fails() -> None:
-    with pytest.raises(ConfigError, match="uploads.ttl_seconds: expected a number"):
+    with pytest.raises(ConfigError, match=r"uploads\.ttl_seconds: expected a number"):
         load_settings(None, environ={"REGISTRY__UPLOADS__TTL_SECONDS": "soon"})
     with pytest.raises(ConfigError, match="REGISTRY__SECTION__KEY"):
         load_settings(None, environ={"REGISTRY__LISTEN": "x"})

@@ -27,8 +27,17 @@ def test_digest_parse_and_str() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["sha256:" + "A" * 64, "sha256:abc", "sha256:" + "a" * 63, "md5:" + "a" * 32, "sha256", "", ":" + "a" * 64,
-     "sha256:" + "a" * 64 + "\n", "sha512:" + "a" * 64],
+    [
+        "sha256:" + "A" * 64,
+        "sha256:abc",
+        "sha256:" + "a" * 63,
+        "md5:" + "a" * 32,
+        "sha256",
+        "",
+        ":" + "a" * 64,
+        "sha256:" + "a" * 64 + "\n",
+        "sha512:" + "a" * 64,
+    ],
 )
 def test_digest_invalid(value: str) -> None:
     with pytest.raises(e.RegistryError) as info:
@@ -160,9 +169,7 @@ def test_parse_artifact_and_external_layer() -> None:
         "schemaVersion": 2,
         "artifactType": "application/vnd.example+type",
         "config": _desc(mt.OCI_EMPTY, b"{}"),
-        "layers": [
-            _desc("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", b"n", urls=["https://x/y"])
-        ],
+        "layers": [_desc("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", b"n", urls=["https://x/y"])],
     }
     parsed = parse_manifest(json.dumps(doc).encode(), mt.OCI_MANIFEST)
     assert parsed.artifact_type == "application/vnd.example+type"
@@ -197,4 +204,6 @@ def test_parse_manifest_invalid(body: bytes, content_type: str) -> None:
 
 def test_envelope_shape() -> None:
     body = json.loads(e.envelope(e.RegistryError(e.BLOB_UNKNOWN, detail={"digest": SHA})))
-    assert body == {"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown to registry", "detail": {"digest": SHA}}]}
+    assert body == {
+        "errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown to registry", "detail": {"digest": SHA}}]
+    }
