@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import trio
+
 from registry.oci import errors as e
 from registry.storage.service import ClientDisconnected
 
@@ -22,6 +24,7 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+PREFETCH_DEPTH = 1
 
 
 @dataclass
@@ -144,6 +147,19 @@ async def send_response(send: Send, response: Response, head: bool) -> None:
     if head or response.stream is None:
         await send({"type": "http.response.body", "body": b"" if head else response.body})
         return
-    async for chunk in response.stream():
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    # Prefetch: the next piece is read (in a worker thread, see FilesystemBlobReader) while the previous
+    # one is being sent, so disk reads and socket writes overlap.
+    async with trio.open_nursery() as nursery:
+        pieces_in, pieces_out = trio.open_memory_channel[bytes](PREFETCH_DEPTH)
+        stream = response.stream
+
+        async def pump() -> None:
+            async with pieces_in:
+                async for piece in stream():
+                    await pieces_in.send(piece)
+
+        nursery.start_soon(pump)
+        async with pieces_out:
+            async for piece in pieces_out:
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
     await send({"type": "http.response.body", "body": b""})

@@ -22,6 +22,8 @@ from registry.storage.records import ManifestRecord, ManifestRef, Referrer, Uplo
 
 Body = AsyncIterator[bytes]
 READ_CHUNK = 1024 * 1024
+WRITE_PIECE = 1024 * 1024
+WRITE_DEPTH = 2
 
 
 class ClientDisconnected(Exception):
@@ -118,11 +120,32 @@ class RegistryService:
 
     @staticmethod
     async def _receive(writer: UploadWriter, body: Body, expected: int | None) -> None:
-        """Write ``body`` to ``writer``; on any failure truncate back to where it started."""
+        """Write ``body`` to ``writer``; on any failure truncate back to where it started.
+
+        Pipelined: the event loop gathers the body into pieces of ``WRITE_PIECE`` bytes while a worker
+        thread writes and hashes the previous piece (both release the GIL), so parsing, hashing and disk
+        writes overlap on two cores. At most ``WRITE_DEPTH + 2`` pieces are in memory per upload.
+        """
         start = writer.size
+
+        async def write_pieces(pieces: trio.MemoryReceiveChannel[bytearray]) -> None:
+            async with pieces:
+                async for piece in pieces:
+                    await trio.to_thread.run_sync(writer.write, piece)
+
         try:
-            async for chunk in body:
-                writer.write(chunk)
+            async with trio.open_nursery() as nursery:
+                send, receive = trio.open_memory_channel[bytearray](WRITE_DEPTH)
+                nursery.start_soon(write_pieces, receive)
+                async with send:
+                    buffer = bytearray()
+                    async for chunk in body:
+                        buffer += chunk
+                        if len(buffer) >= WRITE_PIECE:
+                            await send.send(buffer)
+                            buffer = bytearray()
+                    if buffer:
+                        await send.send(buffer)
             received = writer.size - start
             if expected is not None and received != expected:
                 raise e.RegistryError(e.SIZE_INVALID, f"received {received} bytes, Content-Length said {expected}")
