@@ -82,6 +82,7 @@ def containers_env(base: Path, insecure_hosts: Sequence[str] = ()) -> dict[str, 
         conf += ["", "[[registry]]", f'location = "{host}"', "insecure = true"]
     (base / "registries.conf").write_text("\n".join(conf) + "\n")
     (base / "policy.json").write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+    (base / "auth.json").write_text('{"auths": {}}')  # podman insists that REGISTRY_AUTH_FILE exists
     return {
         **os.environ,
         "CONTAINERS_REGISTRIES_CONF": str(base / "registries.conf"),

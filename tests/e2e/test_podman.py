@@ -7,7 +7,10 @@ podman reaches the plain-HTTP registry through a private registries.conf marking
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,14 +51,18 @@ class Storage:
 
 
 @pytest.fixture
-def storage(tmp_path: Path, shared_registry: RegistryProcess) -> Storage:
-    base = tmp_path / "containers"
-    env = containers_env(base / "conf", insecure_hosts=[shared_registry.host])
-    (base / "conf" / "storage.conf").write_text(
-        f'[storage]\ndriver = "vfs"\ngraphroot = "{base / "root"}"\nrunroot = "{base / "runroot"}"\n'
-    )
-    env["CONTAINERS_STORAGE_CONF"] = str(base / "conf" / "storage.conf")
-    return Storage(base=base, env=env)
+def storage(shared_registry: RegistryProcess) -> Iterator[Storage]:
+    # Short and under /tmp: podman refuses a runroot longer than 50 characters.
+    base = Path(tempfile.mkdtemp(prefix="e2e-containers-", dir="/tmp"))
+    try:
+        env = containers_env(base / "conf", insecure_hosts=[shared_registry.host])
+        (base / "conf" / "storage.conf").write_text(
+            f'[storage]\ndriver = "vfs"\ngraphroot = "{base / "root"}"\nrunroot = "{base / "runroot"}"\n'
+        )
+        env["CONTAINERS_STORAGE_CONF"] = str(base / "conf" / "storage.conf")
+        yield Storage(base=base, env=env)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def inspect_local(storage: Storage, ref: str) -> dict[str, Any]:
@@ -104,7 +111,9 @@ def test_podman_pull_by_digest_and_platform(
     info = inspect_local(storage, f"{shared_registry.host}/{repo}:v1")
     assert (info["Architecture"], info["Os"]) == ("arm64", "linux")
     assert info["RootFS"]["Layers"] == arm.diff_ids
-    print(info["RepoDigests"], info["Digest"])
+    name = f"{shared_registry.host}/{repo}"
+    assert info["Digest"] == multiarch.index_digest
+    assert set(info["RepoDigests"]) == {f"{name}@{multiarch.index_digest}", f"{name}@{arm.manifest_digest}"}
 
     amd = multiarch.images["linux/amd64"]
     by_digest = f"{shared_registry.host}/{repo}@{amd.manifest_digest}"
