@@ -77,7 +77,7 @@ def containers_env(base: Path, insecure_hosts: Sequence[str] = ()) -> dict[str, 
     system one (``/etc/containers/policy.json`` from containers-common).
     """
     base.mkdir(parents=True, exist_ok=True)
-    conf = ["unqualified-search-registries = []", "short-name-mode = \"disabled\""]
+    conf = ["unqualified-search-registries = []", 'short-name-mode = "disabled"']
     for host in insecure_hosts:
         conf += ["", "[[registry]]", f'location = "{host}"', "insecure = true"]
     (base / "registries.conf").write_text("\n".join(conf) + "\n")

@@ -42,7 +42,9 @@ def multiarch(tmp_path_factory: pytest.TempPathFactory) -> BuiltIndex:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """On failure, attach the tail of every registry log the test used."""
     report: pytest.TestReport = yield
     if report.failed and report.when in ("setup", "call"):
@@ -51,4 +53,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 tail = "\n".join(value.log_text().splitlines()[-LOG_TAIL_LINES:])
                 report.sections.append((f"registry log ({name}, last {LOG_TAIL_LINES} lines)", tail))
     return report
-

@@ -59,8 +59,8 @@ class Containerd:
 def _config(base: Path, socket: Path) -> str:
     disabled = ", ".join(f'"{p}"' for p in DISABLED_PLUGINS)
     return f"""version = 2
-root = "{base / 'root'}"
-state = "{base / 'state'}"
+root = "{base / "root"}"
+state = "{base / "state"}"
 disabled_plugins = [{disabled}]
 
 [grpc]
@@ -70,7 +70,7 @@ disabled_plugins = [{disabled}]
   address = "{socket}.ttrpc"
 
 [plugins."io.containerd.internal.v1.opt"]
-  path = "{base / 'opt'}"
+  path = "{base / "opt"}"
 """
 
 

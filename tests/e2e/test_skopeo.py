@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,16 @@ def test_docker_schema2_conversion(skopeo: Skopeo, shared_registry: RegistryProc
     assert oci["mediaType"] == OCI_MANIFEST
     assert [layer["digest"] for layer in oci["layers"]] == image.layer_digests
 
+
+def test_large_layer_round_trip(skopeo: Skopeo, shared_registry: RegistryProcess, tmp_path: Path) -> None:
+    """An incompressible 8 MiB layer streams in and out unchanged."""
+    big = random.Random(1234).randbytes(8 * 1024 * 1024)
+    built = build_image(tmp_path / "big", layers=[{"big.bin": big}, {"small.txt": b"small\n"}], tag="big")
+    repo = unique_repo("large")
+    ref = push_image(skopeo, built, shared_registry, repo, "big")
+
+    assert skopeo.inspect(ref)["Layers"] == built.layer_digests
+    assert get_blob(shared_registry.url, repo, built.layer_digests[0]) == built.layers[0]
+    out = tmp_path / "pulled"
+    skopeo.copy(ref, f"oci:{out}:big")
+    assert layer_files(layout_blob(out, built.layer_digests[0])) == {"big.bin": big}
