@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install.sh --test
-echo "== ruff"; .venv/bin/ruff check registry edge config tests
+echo "== ruff"; .venv/bin/ruff check registry edge config tests bench
 echo "== mypy --strict"; .venv/bin/mypy
 echo "== import contracts"; .venv/bin/lint-imports
 echo "== pytest"; exec .venv/bin/pytest -q "$@"

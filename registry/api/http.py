@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 import trio
 
 from registry.oci import errors as e
-from registry.storage.service import ClientDisconnected
+from registry.storage.service import ClientDisconnected, first_leaf
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -149,17 +149,20 @@ async def send_response(send: Send, response: Response, head: bool) -> None:
         return
     # Prefetch: the next piece is read (in a worker thread, see FilesystemBlobReader) while the previous
     # one is being sent, so disk reads and socket writes overlap.
-    async with trio.open_nursery() as nursery:
-        pieces_in, pieces_out = trio.open_memory_channel[bytes](PREFETCH_DEPTH)
-        stream = response.stream
+    try:
+        async with trio.open_nursery() as nursery:
+            pieces_in, pieces_out = trio.open_memory_channel[bytes](PREFETCH_DEPTH)
+            stream = response.stream
 
-        async def pump() -> None:
-            async with pieces_in:
-                async for piece in stream():
-                    await pieces_in.send(piece)
+            async def pump() -> None:
+                async with pieces_in:
+                    async for piece in stream():
+                        await pieces_in.send(piece)
 
-        nursery.start_soon(pump)
-        async with pieces_out:
-            async for piece in pieces_out:
-                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            nursery.start_soon(pump)
+            async with pieces_out:
+                async for piece in pieces_out:
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+    except BaseExceptionGroup as group:
+        raise first_leaf(group) from None
     await send({"type": "http.response.body", "body": b""})

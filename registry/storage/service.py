@@ -26,6 +26,15 @@ WRITE_PIECE = 1024 * 1024
 WRITE_DEPTH = 2
 
 
+def first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first concrete exception of a (nested) exception group: what callers should see when a
+    helper task of a nursery failed (a client disconnect, a storage error, a cancellation)."""
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
+
+
 class ClientDisconnected(Exception):
     """The request body ended before its announced length (the client went away)."""
 
@@ -134,18 +143,21 @@ class RegistryService:
                     await trio.to_thread.run_sync(writer.write, piece)
 
         try:
-            async with trio.open_nursery() as nursery:
-                send, receive = trio.open_memory_channel[bytearray](WRITE_DEPTH)
-                nursery.start_soon(write_pieces, receive)
-                async with send:
-                    buffer = bytearray()
-                    async for chunk in body:
-                        buffer += chunk
-                        if len(buffer) >= WRITE_PIECE:
+            try:
+                async with trio.open_nursery() as nursery:
+                    send, receive = trio.open_memory_channel[bytearray](WRITE_DEPTH)
+                    nursery.start_soon(write_pieces, receive)
+                    async with send:
+                        buffer = bytearray()
+                        async for chunk in body:
+                            buffer += chunk
+                            if len(buffer) >= WRITE_PIECE:
+                                await send.send(buffer)
+                                buffer = bytearray()
+                        if buffer:
                             await send.send(buffer)
-                            buffer = bytearray()
-                    if buffer:
-                        await send.send(buffer)
+            except BaseExceptionGroup as group:
+                raise first_leaf(group) from None
             received = writer.size - start
             if expected is not None and received != expected:
                 raise e.RegistryError(e.SIZE_INVALID, f"received {received} bytes, Content-Length said {expected}")

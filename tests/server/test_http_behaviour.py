@@ -149,3 +149,27 @@ def test_skopeo_trusts_registry_ca(tmp_path: Path) -> None:
             ["skopeo", "inspect", "--cert-dir", str(certs_dir), ref], capture_output=True, text=True, timeout=60
         )
         assert trusted.returncode == 0, trusted.stderr
+
+
+def test_client_disconnect_mid_body_loses_nothing(registry: RegistryProcess) -> None:
+    host, port = _addr(registry)
+    with httpx.Client(base_url=registry.url) as client:
+        location = client.post("/v2/cut/app/blobs/uploads/").headers["location"]
+        assert client.patch(location, content=b"x" * 100).status_code == 202
+        for request in (
+            f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".encode() + b"y" * 5000,
+            f"POST /v2/cut/app/blobs/uploads/?digest=sha256:{'1' * 64} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Length: 100000\r\n\r\n".encode()
+            + b"z" * 5000,
+        ):
+            with socket.create_connection((host, port)) as sock:
+                sock.sendall(request)
+            time.sleep(0.3)
+        status = client.get(location)
+        assert status.status_code == 204 and status.headers["range"] == "0-99"
+        assert client.head(f"/v2/cut/app/blobs/sha256:{'1' * 64}").status_code == 404
+        data = b"x" * 100 + b"tail"
+        done = client.put(location, params={"digest": "sha256:" + hashlib.sha256(data).hexdigest()}, content=b"tail")
+        assert done.status_code == 201, done.text
+    assert "unhandled error" not in registry.log_text()
+    assert list((registry.data / "uploads").iterdir()) == []
