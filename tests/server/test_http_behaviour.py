@@ -134,7 +134,7 @@ def test_skopeo_trusts_registry_ca(tmp_path: Path) -> None:
         layout = tmp_path / "layout"
         from tests.imagebuild import build_image
 
-        build_image(layout, {"hello.txt": b"hello over tls"})
+        build_image(layout, text="hello over tls\n")
         ref = f"docker://{proc.host}/tls/app:v1"
         copy = subprocess.run(
             ["skopeo", "copy", "--dest-cert-dir", str(certs_dir), f"oci:{layout}", ref],
