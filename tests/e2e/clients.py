@@ -135,3 +135,12 @@ def push_image(skopeo: Skopeo, built: BuiltImage | BuiltIndex, registry: Registr
 def layout_blob(layout: Path, digest: str) -> bytes:
     """A blob of an OCI layout by digest."""
     return (layout / "blobs" / digest.replace(":", "/")).read_bytes()
+
+
+def requests_logged(registry: RegistryProcess, method: str, path: str, status: int) -> list[str]:
+    """Access-log lines (the e2e ``shared_registry`` logs every request) for ``METHOD path`` answered ``status``.
+
+    The log shows the path without the query string; a ``POST …/blobs/uploads/`` answered 201 is a mount.
+    """
+    needle = f'"{method} {path} 1.1" {status} '
+    return [line for line in registry.log_text().splitlines() if "registry.access" in line and needle in line]

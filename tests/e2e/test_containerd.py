@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.clients import Skopeo, describe, get_blob, need, push_image, run, unique_repo
+from tests.e2e.clients import Skopeo, describe, get_blob, need, push_image, requests_logged, run, unique_repo
 from tests.imagebuild import BuiltImage, BuiltIndex
 from tests.serverproc import RegistryProcess
 
@@ -159,6 +159,9 @@ def test_push_to_another_repository(
     for digest, data in zip(image.layer_digests, image.layers, strict=True):
         assert get_blob(shared_registry.url, dest_repo, digest) == data
     assert skopeo.tags(f"docker://{shared_registry.host}/{dest_repo}") == ["pushed"]
+    # containerd labels pulled content with its source repository and mounts it from there (POST answered 201).
+    mounts = requests_logged(shared_registry, "POST", f"/v2/{dest_repo}/blobs/uploads/", 201)
+    assert len(mounts) >= len(image.layers), "expected containerd to mount the layers from the source repository"
 
 
 def test_multi_arch_pull_and_push(

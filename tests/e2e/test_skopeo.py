@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.clients import Skopeo, get_blob, layout_blob, push_image, unique_repo
+from tests.e2e.clients import Skopeo, get_blob, layout_blob, push_image, requests_logged, unique_repo
 from tests.imagebuild import OCI_INDEX, OCI_MANIFEST, BuiltImage, BuiltIndex, build_image, layer_files, sha256
 from tests.serverproc import RegistryProcess
 
@@ -76,7 +76,10 @@ def test_copy_between_repositories(skopeo: Skopeo, shared_registry: RegistryProc
     assert info["Digest"] == image.manifest_digest
     assert info["Layers"] == image.layer_digests
     assert skopeo.raw(dest) == image.manifest
-    # Every blob is served from the destination repository (however skopeo got it there: upload or mount) ...
+    # skopeo knows the layers are in the source repository and mounts them (POST answered 201) ...
+    mounts = requests_logged(shared_registry, "POST", f"/v2/{dest_repo}/blobs/uploads/", 201)
+    assert len(mounts) == len(image.layers), "expected one cross-repository mount per layer"
+    # ... every blob is served from the destination repository ...
     for digest, data in zip(image.layer_digests, image.layers, strict=True):
         assert get_blob(shared_registry.url, dest_repo, digest) == data
     assert get_blob(shared_registry.url, dest_repo, image.config_digest) == image.config
@@ -85,22 +88,31 @@ def test_copy_between_repositories(skopeo: Skopeo, shared_registry: RegistryProc
     assert skopeo.tags(f"docker://{shared_registry.host}/{dest_repo}") == ["copied"]
 
 
-def test_delete_then_inspect_fails(skopeo: Skopeo, shared_registry: RegistryProcess, image: BuiltImage) -> None:
+def test_delete_then_inspect_fails(
+    skopeo: Skopeo, shared_registry: RegistryProcess, image: BuiltImage, tmp_path: Path
+) -> None:
+    """``skopeo delete`` deletes the manifest by digest: every tag on it goes, other manifests and repositories stay."""
     repo = unique_repo("delete")
-    ref = push_image(skopeo, image, shared_registry, repo, "v1")
+    name = f"docker://{shared_registry.host}/{repo}"
+    push_image(skopeo, image, shared_registry, repo, "v1")
+    skopeo.copy(f"{name}:v1", f"{name}:alias")
+    other = build_image(tmp_path / "other", text="survivor\n", layer_count=1, tag="x")
+    push_image(skopeo, other, shared_registry, repo, "other")
     keep = push_image(skopeo, image, shared_registry, unique_repo("keep"), "v1")
-    skopeo("delete", "--tls-verify=false", ref)
 
-    gone = skopeo("inspect", "--tls-verify=false", ref, ok=False)
-    assert gone.returncode != 0
-    assert "manifest unknown" in gone.stderr.lower(), gone.stderr
-    by_digest = skopeo("inspect", "--tls-verify=false", ref.rsplit(":", 1)[0] + f"@{image.manifest_digest}", ok=False)
-    assert by_digest.returncode != 0, "the manifest is still served by digest after skopeo delete"
-    listed = skopeo("list-tags", "--tls-verify=false", ref.rsplit(":", 1)[0], ok=False)
-    if listed.returncode == 0:
-        assert "v1" not in json.loads(listed.stdout)["Tags"]
-    # Deleting in one repository leaves the same manifest in another alone.
+    skopeo("delete", "--tls-verify=false", f"{name}:v1")
+
+    for ref in (f"{name}:v1", f"{name}:alias", f"{name}@{image.manifest_digest}"):
+        gone = skopeo("inspect", "--tls-verify=false", ref, ok=False)
+        assert gone.returncode != 0, f"{ref} still resolves after skopeo delete"
+        assert "manifest unknown" in gone.stderr.lower(), gone.stderr
+    assert skopeo.tags(name) == ["other"]
+    assert skopeo.inspect(f"{name}:other")["Digest"] == other.manifest_digest
+    # The same manifest in another repository is untouched, and it can be pushed here again.
     assert skopeo.inspect(keep)["Digest"] == image.manifest_digest
+    push_image(skopeo, image, shared_registry, repo, "v1")
+    assert skopeo.inspect(f"{name}:v1")["Digest"] == image.manifest_digest
+    assert sorted(skopeo.tags(name)) == ["other", "v1"]
 
 
 def test_multi_arch_copy_all(
@@ -169,3 +181,15 @@ def test_large_layer_round_trip(skopeo: Skopeo, shared_registry: RegistryProcess
     out = tmp_path / "pulled"
     skopeo.copy(ref, f"oci:{out}:big")
     assert layer_files(layout_blob(out, built.layer_digests[0])) == {"big.bin": big}
+
+
+def test_index_without_its_images_is_rejected(
+    skopeo: Skopeo, shared_registry: RegistryProcess, multiarch: BuiltIndex
+) -> None:
+    """``--multi-arch index-only`` pushes the index alone: the registry refuses an index whose children it lacks."""
+    repo = unique_repo("index-only")
+    ref = f"docker://{shared_registry.host}/{repo}:v1"
+    proc = skopeo("copy", "--dest-tls-verify=false", "--multi-arch", "index-only", multiarch.ref, ref, ok=False)
+    assert proc.returncode != 0, "an index referencing missing manifests was accepted"
+    assert "manifest blob unknown" in proc.stderr, proc.stderr
+    assert skopeo("inspect", "--tls-verify=false", ref, ok=False).returncode != 0

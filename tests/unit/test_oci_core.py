@@ -207,3 +207,22 @@ def test_envelope_shape() -> None:
     assert body == {
         "errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown to registry", "detail": {"digest": SHA}}]
     }
+
+
+def test_scopes() -> None:
+    from registry.oci.scope import allowed_actions, challenge, parse_scope, parse_scopes
+
+    s = parse_scope("repository:host.example:5000/ns/app:pull,push")
+    assert s is not None and s.name == "host.example:5000/ns/app" and s.actions == ("pull", "push")
+    assert parse_scope("registry:catalog:*") is not None
+    assert parse_scope("repository(plugin):ns/app:pull") == parse_scope("repository:ns/app:pull")
+    for bad in ("", "repository", "repository:ns/app", ":ns:pull", "repository::pull", "Repo:x:pull"):
+        assert parse_scope(bad) is None, bad
+    merged = parse_scopes(["repository:a/b:pull repository:c/d:pull", "repository:a/b:push", "junk"])
+    assert [str(m) for m in merged] == ["repository:a/b:pull,push", "repository:c/d:pull"]
+    access = [{"type": "repository", "name": "a/b", "actions": ["pull"]}, {"type": "x"}, "bad"]
+    assert allowed_actions(access, "repository", "a/b") == {"pull"}
+    assert allowed_actions("nope", "repository", "a/b") == set()
+    assert challenge("https://r/token", "r", merged[:1], "insufficient_scope") == (
+        'Bearer realm="https://r/token",service="r",scope="repository:a/b:pull,push",error="insufficient_scope"'
+    )
