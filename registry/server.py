@@ -76,11 +76,6 @@ async def _wait_for_signal() -> None:
 
 async def serve(settings: Settings, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the registry until SIGTERM/SIGINT (or cancellation). ``task_status`` receives the bound URLs."""
-    if settings.auth.mode == "none":
-        log.warning(
-            "AUTHENTICATION IS DISABLED (--auth none): anyone who can reach %s can push, pull and delete",
-            settings.server.listen,
-        )
     config = hypercorn_config(settings)
     async with open_registry(settings) as registry, trio.open_nursery() as background:
         await background.start(registry.relay.serve)
@@ -92,6 +87,11 @@ async def serve(settings: Settings, *, task_status: trio.TaskStatus[list[str]] =
                 partial(hypercorn_serve, cast(Any, registry.asgi), config, shutdown_trigger=_wait_for_signal)
             )
             for bind in binds:
+                if settings.auth.mode == "none":
+                    log.warning(
+                        "AUTHENTICATION IS DISABLED (--auth none): anyone who can reach %s can push, pull and delete",
+                        bind,
+                    )
                 log.info("registry listening on %s (data: %s)", bind, os.path.abspath(settings.storage.root))
             task_status.started(binds)
         # hypercorn returned after a graceful shutdown: stop the background loops too.
