@@ -157,8 +157,21 @@ def validate(settings: Settings) -> Settings:
             raise ConfigError(f"server.trusted_proxies: {proxy!r} is not an IP address or CIDR") from None
     if bool(server.tls_cert) != bool(server.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key must be set together")
-    if settings.auth.mode not in ("none",):
-        raise ConfigError(f"auth.mode: unsupported mode {settings.auth.mode!r} (supported: none)")
+    auth = settings.auth
+    if auth.mode not in ("token", "none"):
+        raise ConfigError(f"auth.mode: unsupported mode {auth.mode!r} (supported: token, none)")
+    if auth.token_lifetime < 60 or auth.token_lifetime > 3600:
+        raise ConfigError("auth.token_lifetime: must be between 60 and 3600 seconds")
+    if auth.refresh_lifetime < auth.token_lifetime:
+        raise ConfigError("auth.refresh_lifetime: must not be shorter than auth.token_lifetime")
+    if auth.argon2_time_cost < 1 or auth.argon2_memory_kib < 8 or auth.argon2_parallelism < 1:
+        raise ConfigError("auth.argon2_*: time_cost >= 1, memory_kib >= 8, parallelism >= 1")
+    if auth.argon2_max_concurrent < 1 or auth.failed_login_limit < 1 or auth.failed_login_window < 1:
+        raise ConfigError("auth: argon2_max_concurrent, failed_login_limit and failed_login_window must be >= 1")
+    if auth.realm and urlsplit(auth.realm).scheme not in ("http", "https"):
+        raise ConfigError(f"auth.realm: expected an absolute http(s) URL, got {auth.realm!r}")
+    if bool(auth.k8s_issuer) != bool(auth.k8s_jwks):
+        raise ConfigError("auth.k8s_issuer and auth.k8s_jwks must be set together")
     if settings.limits.manifest_max_bytes < 1024:
         raise ConfigError("limits.manifest_max_bytes: must be at least 1024")
     if settings.limits.chunk_min_length < 0:

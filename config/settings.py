@@ -30,8 +30,34 @@ class StorageSettings:
 
 @dataclass(frozen=True)
 class AuthSettings:
-    # "none": an open registry (explicit opt-in, logged loudly).
-    mode: str = "none"
+    # "token": IAM with Docker token auth and Basic auth (the default).
+    # "none": an open registry with implicit namespaces (explicit opt-in, logged loudly).
+    mode: str = "token"
+    # Token service identity; empty: derived from server.public_url (or the request's Host).
+    service: str = ""
+    issuer: str = ""
+    realm: str = ""
+    token_lifetime: int = 300
+    refresh_lifetime: int = 86400
+    # First start: the admin credential is written to <data>/admin-credential.json (mode 0600),
+    # or read from this file (a mounted Secret with {"username": …, "password": …}).
+    admin_credential_file: str = ""
+    # argon2id: explicit parameters (the library default of 64 MiB per hash breaks the memory bound when
+    # many clients log in at once), and at most this many hashes at a time.
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    argon2_parallelism: int = 1
+    argon2_max_concurrent: int = 2
+    # Verified Basic credentials are remembered this long (so per-request Basic auth stays cheap).
+    basic_cache_ttl: int = 60
+    # Failed logins per credential and per source address before 429 TOOMANYREQUESTS.
+    failed_login_limit: int = 10
+    failed_login_window: int = 60
+    # Kubernetes service-account tokens as passwords: the cluster issuer, its JWKS (file path or URL),
+    # and the audience the projected token must carry.
+    k8s_issuer: str = ""
+    k8s_jwks: str = ""
+    k8s_audience: str = ""
 
 
 @dataclass(frozen=True)

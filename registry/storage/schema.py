@@ -12,6 +12,16 @@ Tables:
   uploads(id, repo, size)                  resumable upload sessions (data under uploads/<id>)
   outbox(id, kind, repo, digest, tag)      domain events, written in the changing transaction
   outbox_cursors(subscriber, last_id)
+IAM (registry.iam.store):
+  namespaces(name, description, public)
+  principals(kind, name)                   users and service accounts
+  teams(name), team_members(team, kind, name)
+  credentials(username, kind, name, secret_hash, expires, revoked, last_used)
+  roles(name, permissions), bindings(role, namespace, subject_kind, subject_name)
+  k8s_identities(issuer, subject, service_account)
+  signing_keys(kid, private_pem, created, retired)
+  audit(id, at, event, outcome, actor, credential, source, detail)   append-only
+  meta('iam_generation')                   bumped by every IAM change; caches compare it
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -35,6 +45,67 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=OFF")
     return conn
+
+
+def _create_iam(db: sqlite_utils.Database) -> None:
+    t = db.table
+    t("namespaces").create(
+        {"name": str, "description": str, "public": int, "created": float}, pk="name", if_not_exists=True
+    )
+    t("principals").create(
+        {"kind": str, "name": str, "description": str, "created": float, "disabled": int},
+        pk=("kind", "name"),
+        if_not_exists=True,
+    )
+    t("teams").create({"name": str, "description": str, "created": float}, pk="name", if_not_exists=True)
+    t("team_members").create(
+        {"team": str, "kind": str, "name": str}, pk=("team", "kind", "name"), if_not_exists=True
+    )
+    t("credentials").create(
+        {
+            "username": str,
+            "kind": str,
+            "name": str,
+            "secret_hash": str,
+            "description": str,
+            "created": float,
+            "expires": float,
+            "last_used": float,
+            "revoked": float,
+        },
+        pk="username",
+        if_not_exists=True,
+    )
+    t("roles").create(
+        {"name": str, "permissions": str, "description": str, "builtin": int}, pk="name", if_not_exists=True
+    )
+    t("bindings").create(
+        {"role": str, "namespace": str, "subject_kind": str, "subject_name": str},
+        pk=("role", "namespace", "subject_kind", "subject_name"),
+        if_not_exists=True,
+    )
+    t("k8s_identities").create(
+        {"issuer": str, "subject": str, "service_account": str}, pk=("issuer", "subject"), if_not_exists=True
+    )
+    t("signing_keys").create(
+        {"kid": str, "private_pem": bytes, "created": float, "retired": float}, pk="kid", if_not_exists=True
+    )
+    t("audit").create(
+        {
+            "id": int,
+            "at": float,
+            "event": str,
+            "outcome": str,
+            "actor": str,
+            "credential": str,
+            "source": str,
+            "detail": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    t("credentials").create_index(["kind", "name"], if_not_exists=True)
+    t("bindings").create_index(["subject_kind", "subject_name"], if_not_exists=True)
 
 
 def create(path: Path) -> None:
@@ -98,6 +169,7 @@ def create(path: Path) -> None:
             if_not_exists=True,
         )
         db.table("outbox_cursors").create({"subscriber": str, "last_id": int}, pk="subscriber", if_not_exists=True)
+        _create_iam(db)
         db.table("tags").create_index(["repo", "digest"], if_not_exists=True)
         db.table("manifest_refs").create_index(["ref"], if_not_exists=True)
         db.table("repo_blobs").create_index(["digest"], if_not_exists=True)

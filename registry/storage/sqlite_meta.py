@@ -1,28 +1,18 @@
-"""SqliteMetadataStore: the MetadataStore on one SQLite file (``<data>/registry.db``, WAL mode).
+"""SqliteMetadataStore: the MetadataStore on the shared SQLite database (``<data>/registry.db``).
 
-Threading: sqlite3 connections are tied to their thread and ``trio.to_thread`` may run each call on a
-different worker thread, so every worker thread gets its own connection (``threading.local``). Writes
-go through a CapacityLimiter of 1 (a single writer in this process) and ``BEGIN IMMEDIATE`` with a busy
-timeout, so CLI commands running beside the server queue instead of failing.
-
-Durability: ``synchronous=FULL`` makes COMMIT fsync the WAL, so a transaction that returned has reached
-the disk before the HTTP layer answers.
+Connection handling, the single writer and durability are described in ``sqlite_db``.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import trio
-
 from registry.oci.digest import Digest
 from registry.oci.errors import MANIFEST_BLOB_UNKNOWN, RegistryError
-from registry.storage import schema
 from registry.storage.records import (
     BlobRow,
     Event,
@@ -31,57 +21,35 @@ from registry.storage.records import (
     Referrer,
     UploadSession,
 )
+from registry.storage.sqlite_db import SqliteDatabase, open_database
 
 T = TypeVar("T")
 
 
 class SqliteMetadataStore:
-    """See module docstring. Create with :func:`open_sqlite_metadata`."""
+    """See module docstring. Create with :func:`open_sqlite_metadata` or around a shared database."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
-        self._write_limiter = trio.CapacityLimiter(1)
-        self._read_limiter = trio.CapacityLimiter(8)
-        self.on_commit: Callable[[], None] | None = None
+    def __init__(self, db: SqliteDatabase, owns_db: bool = False) -> None:
+        self.db = db
+        self._owns_db = owns_db
 
-    # -- plumbing -------------------------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = schema.connect(self._path)
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
+    @property
+    def on_commit(self) -> Callable[[], None] | None:
+        return self.db.on_commit
+
+    @on_commit.setter
+    def on_commit(self, hook: Callable[[], None] | None) -> None:
+        self.db.on_commit = hook
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await trio.to_thread.run_sync(lambda: fn(self._conn()), limiter=self._read_limiter)
+        return await self.db.read(fn)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T], notify: bool = True) -> T:
-        def run() -> T:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return result
-
-        result = await trio.to_thread.run_sync(run, limiter=self._write_limiter)
-        if notify and self.on_commit is not None:
-            self.on_commit()
-        return result
+        return await self.db.write(fn, notify)
 
     async def aclose(self) -> None:
-        with self._conns_lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.close()
+        if self._owns_db:
+            await self.db.aclose()
 
     @staticmethod
     def _event(
@@ -408,6 +376,6 @@ class SqliteMetadataStore:
 
 
 async def open_sqlite_metadata(path: Path) -> SqliteMetadataStore:
-    """Create the schema if needed and return a store. The caller must ``aclose()`` it."""
-    await trio.to_thread.run_sync(schema.create, path)
-    return SqliteMetadataStore(path)
+    """Open (creating the schema if needed) a database of its own and return a store on it. The caller
+    must ``aclose()`` it."""
+    return SqliteMetadataStore(await open_database(path), owns_db=True)

@@ -1,0 +1,1 @@
+"""Identity and access: principals, roles, bindings, credentials and policy decisions."""

@@ -1,0 +1,83 @@
+"""SqliteDatabase: one SQLite file shared by the stores that live in it (metadata, IAM, keys, audit).
+
+Threading: sqlite3 connections are tied to their thread and ``trio.to_thread`` may run each call on a
+different worker thread, so every worker thread gets its own connection (``threading.local``). Writes go
+through a CapacityLimiter of 1 (a single writer in this process) and ``BEGIN IMMEDIATE`` with a busy
+timeout, so CLI commands running beside the server queue instead of failing.
+
+Durability: ``synchronous=FULL`` makes COMMIT fsync the WAL, so a transaction that returned has reached
+the disk before the HTTP layer answers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import trio
+
+from registry.storage import schema
+
+T = TypeVar("T")
+
+
+class SqliteDatabase:
+    """See module docstring. Create with :func:`open_database`; ``aclose()`` when done."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._write_limiter = trio.CapacityLimiter(1)
+        self._read_limiter = trio.CapacityLimiter(8)
+        self.on_commit: Callable[[], None] | None = None
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = schema.connect(self.path)
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in a worker thread (autocommit reads see the latest commit)."""
+        return await trio.to_thread.run_sync(lambda: fn(self._conn()), limiter=self._read_limiter)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T], notify: bool = True) -> T:
+        """Run ``fn(conn)`` inside ``BEGIN IMMEDIATE … COMMIT`` (rolled back if it raises).
+
+        ``notify``: call ``on_commit`` afterwards (wakes the outbox relay)."""
+
+        def run() -> T:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return result
+
+        result = await trio.to_thread.run_sync(run, limiter=self._write_limiter)
+        if notify and self.on_commit is not None:
+            self.on_commit()
+        return result
+
+    async def aclose(self) -> None:
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+
+
+async def open_database(path: Path) -> SqliteDatabase:
+    """Create or migrate the schema and return the database. The caller must ``aclose()`` it."""
+    await trio.to_thread.run_sync(schema.create, path)
+    return SqliteDatabase(path)

@@ -1,0 +1,1 @@
+"""The token service: signing keys, JWKS, issuing and verifying Docker registry tokens (JWT, ES256)."""
