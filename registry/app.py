@@ -13,13 +13,16 @@ from typing import cast
 import trio
 
 from config import Settings
+from registry.api.auth import Authorizer
 from registry.api.context import ApiContext
 from registry.api.ops import close_safe, make_ops_app
 from registry.api.routes import ASGIApp, RegistryAsgi
 from registry.events import OutboxRelay, Subscriber
+from registry.iam.setup import build_iam
 from registry.storage.fs_blobs import FilesystemBlobStore
 from registry.storage.service import RegistryService
-from registry.storage.sqlite_meta import SqliteMetadataStore, open_sqlite_metadata
+from registry.storage.sqlite_db import open_database
+from registry.storage.sqlite_meta import SqliteMetadataStore
 
 log = logging.getLogger("registry")
 DB_NAME = "registry.db"
@@ -61,20 +64,30 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
     """Open the stores under ``storage.root`` and build the ASGI app. Background loops are not started:
     run ``relay.serve`` and ``serve_upload_purge`` in a nursery (``registry.server`` does)."""
     root = Path(settings.storage.root)
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     blobs = FilesystemBlobStore(root)
-    meta = await open_sqlite_metadata(root / DB_NAME)
+    db = await open_database(root / DB_NAME)
     try:
+        meta = SqliteMetadataStore(db)
         service = RegistryService(blobs, meta, settings.limits.manifest_max_bytes)
         relay = OutboxRelay(meta, subscribers)
         meta.on_commit = relay.notify
+        authorizer = None
+        if settings.auth.mode == "token":
+            stack = build_iam(settings, db)
+            written = await stack.iam.bootstrap(root, settings.auth.admin_credential_file)
+            if written is not None:
+                log.warning("first start: admin credential written to %s (readable only by its owner)", written)
+            await stack.tokens.refresh()
+            authorizer = Authorizer(stack.iam, stack.store, stack.tokens, stack.service_name, settings.auth.realm)
         registry: Registry | None = None
 
         async def ready() -> bool:
             return registry is not None and await registry.ready()
 
-        asgi = RegistryAsgi(ApiContext(service, settings), close_safe(cast(ASGIApp, make_ops_app(ready))))
+        ctx = ApiContext(service, settings, authorizer)
+        asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, make_ops_app(ready))))
         registry = Registry(settings, blobs, meta, service, relay, asgi)
         yield registry
     finally:
-        await meta.aclose()
+        await db.aclose()

@@ -11,6 +11,7 @@ from typing import Any
 import trio
 
 from config import ConfigError, Settings, load_settings
+from registry import admin_cli
 
 log = logging.getLogger("registry")
 
@@ -87,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML configuration file")
     serve.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:5000)")
     serve.add_argument("--data", help="data directory (blobs + metadata)")
-    serve.add_argument("--auth", choices=["none"], help="'none': no authentication (explicit opt-in)")
+    serve.add_argument(
+        "--auth", choices=["token", "none"], help="token (default): IAM and token auth; none: open registry (opt-in)"
+    )
     serve.add_argument("--public-url", help="externally visible scheme://host[:port]")
     serve.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
@@ -103,13 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     fsck.add_argument("--data", help="data directory")
     fsck.add_argument("--config", help="TOML configuration file")
     fsck.set_defaults(func=cmd_fsck)
+    admin_cli.add_parser(sub)
     return parser
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    return admin_cli.run_admin(args, settings)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    func = cmd_admin if args.command == "admin" else args.func
     try:
-        result: int = args.func(args)
+        result: int = func(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from config import Settings
 from registry.api.http import Request
 from registry.oci import errors as e
 from registry.storage.service import RegistryService
 
+if TYPE_CHECKING:
+    from registry.api.auth import Authorizer
+
 
 @dataclass(frozen=True)
 class ApiContext:
     service: RegistryService
     settings: Settings
+    auth: Authorizer | None = None  # None: --auth none
 
     def _trusted(self, host: str) -> bool:
         if not self.settings.server.trusted_proxies or not host:

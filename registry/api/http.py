@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import trio
 
 from registry.oci import errors as e
 from registry.storage.service import ClientDisconnected, first_leaf
+
+if TYPE_CHECKING:
+    from registry.api.auth import AuthResult
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -34,7 +37,7 @@ class Request:
     scope: Scope
     receive: Receive
     params: dict[str, str] = field(default_factory=dict)
-    base_url: str = ""
+    auth: AuthResult | None = None  # set when authentication is on
 
     def __post_init__(self) -> None:
         self.method: str = self.scope["method"]

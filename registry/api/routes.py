@@ -9,10 +9,12 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-from registry.api import blobs, listing, manifests, uploads
+from registry.api import access, blobs, listing, manifests, token, uploads
+from registry.api.auth import Authorizer
 from registry.api.context import ApiContext
 from registry.api.http import Receive, Request, Response, Scope, Send, send_response
 from registry.oci import errors as e
+from registry.oci.names import validate_name
 from registry.storage.service import ClientDisconnected
 
 log = logging.getLogger("registry.api")
@@ -51,6 +53,13 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
 ]
 
 
+TOKEN_ROUTES: dict[str, dict[str, Callable[[ApiContext, Request, Authorizer], Awaitable[Response]]]] = {
+    "/token": {"GET": token.token_get, "POST": token.token_post},
+    "/token/jwks.json": {"GET": token.jwks},
+    "/.well-known/jwks.json": {"GET": token.jwks},
+}
+
+
 def match(method: str, path: str) -> tuple[Handler, dict[str, str]]:
     """Find the handler for ``method path``. HEAD is served by the GET handler.
 
@@ -76,14 +85,52 @@ class RegistryAsgi:
         self.ctx = ctx
         self.fallback = fallback
 
+    async def _token(self, scope: Scope, receive: Receive, send: Send) -> None:
+        req = Request(scope, receive)
+        auth = self.ctx.auth
+        assert auth is not None
+        try:
+            methods = TOKEN_ROUTES[req.path]
+            handler = methods.get("GET" if req.method == "HEAD" else req.method)
+            if handler is None:
+                raise e.RegistryError(e.METHOD_NOT_ALLOWED, headers={"Allow": ", ".join(sorted(methods))})
+            response = await handler(self.ctx, req, auth)
+        except e.RegistryError as err:
+            response = Response.error(err)
+        except ClientDisconnected:
+            return
+        except Exception:
+            log.exception("unhandled error on %s %s", req.method, req.path)
+            response = Response.error(e.RegistryError(e.UNKNOWN))
+        await send_response(send, response, req.method == "HEAD")
+
+    async def _authorize(self, handler: Handler, req: Request) -> None:
+        auth = self.ctx.auth
+        assert auth is not None
+        scopes = access.needed(handler, req)
+        if scopes and scopes[0][0].type == "repository":
+            validate_name(scopes[0][0].name)
+        req.auth = await auth.authorize(self.ctx, req, scopes)
+        if not scopes and req.auth.identity.anonymous:
+            raise auth.challenge_error(self.ctx, req)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not (scope["path"] == "/v2" or scope["path"].startswith("/v2/")):
+        if scope["type"] != "http":
+            await self.fallback(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in TOKEN_ROUTES and self.ctx.auth is not None:
+            await self._token(scope, receive, send)
+            return
+        if not (path == "/v2" or path.startswith("/v2/")):
             await self.fallback(scope, receive, send)
             return
         req = Request(scope, receive)
         head = req.method == "HEAD"
         try:
             handler, req.params = match(req.method, req.path)
+            if self.ctx.auth is not None:
+                await self._authorize(handler, req)
             response = await handler(self.ctx, req)
         except e.RegistryError as err:
             response = Response.error(err)

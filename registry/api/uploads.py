@@ -39,7 +39,8 @@ async def start_upload(ctx: ApiContext, req: Request) -> Response:
     mount, source = req.arg("mount"), req.arg("from")
     if mount is not None:
         digest = Digest.parse(mount)
-        if source and await ctx.service.mount_blob(repo, source, digest):
+        may_read_source = source and (req.auth is None or req.auth.allows(source, "pull"))
+        if may_read_source and source and await ctx.service.mount_blob(repo, source, digest):
             await req.drain()
             return _created(ctx, req, repo, digest)
     elif req.arg("digest") is not None:

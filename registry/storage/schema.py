@@ -26,6 +26,7 @@ IAM (registry.iam.store):
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -58,9 +59,7 @@ def _create_iam(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     t("teams").create({"name": str, "description": str, "created": float}, pk="name", if_not_exists=True)
-    t("team_members").create(
-        {"team": str, "kind": str, "name": str}, pk=("team", "kind", "name"), if_not_exists=True
-    )
+    t("team_members").create({"team": str, "kind": str, "name": str}, pk=("team", "kind", "name"), if_not_exists=True)
     t("credentials").create(
         {
             "username": str,
@@ -109,8 +108,15 @@ def _create_iam(db: sqlite_utils.Database) -> None:
 
 
 def create(path: Path) -> None:
-    """Create the tables and indexes if they are missing (idempotent; safe beside a running server)."""
+    """Create the tables and indexes if they are missing (idempotent; safe beside a running server).
+
+    The database holds password hashes and token signing keys: it and its WAL files are made readable
+    by the owner only."""
     conn = connect(path)
+    for suffix in ("", "-wal", "-shm"):
+        candidate = path.with_name(path.name + suffix)
+        if candidate.exists():
+            os.chmod(candidate, 0o600)
     try:
         conn.execute("BEGIN IMMEDIATE")
         db = sqlite_utils.Database(conn)

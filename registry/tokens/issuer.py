@@ -19,7 +19,7 @@ from registry.tokens.keys import ALGORITHM, KeyRing, SigningKey
 
 MIN_LIFETIME = 60
 REFRESH_TOKEN_USE = "refresh"  # noqa: S105 (a claim value, not a secret)
-RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "access", "token_use", "cid"})
+RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "access", "token_use"})
 
 
 def refresh_audience(service: str) -> str:
