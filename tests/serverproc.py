@@ -50,6 +50,10 @@ class RegistryProcess:
         self.stop()
         raise RuntimeError(f"registry did not start in {timeout}s:\n{self.log_text()}")
 
+    def env_for_cli(self) -> dict[str, str]:
+        """The environment for CLI commands run against this server's data directory."""
+        return {**os.environ, **self.env}
+
     @property
     def host(self) -> str:
         """``127.0.0.1:PORT`` as image references need it."""

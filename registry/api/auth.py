@@ -125,6 +125,12 @@ class Authorizer:
         result = await self.identify(ctx, req, scopes)
         anonymous = result.identity.anonymous
         for scope, required in needed:
+            if required and scope.type == "registry":
+                if anonymous:
+                    raise self._unauthorized(ctx, req, scopes)
+                if result.token_access is not None and not allowed_actions(result.token_access, scope.type, scope.name):
+                    raise self._unauthorized(ctx, req, scopes, "insufficient_scope", "token lacks the needed access")
+                continue
             if not required or scope.type != "repository":
                 continue
             if "/" not in scope.name:

@@ -48,6 +48,7 @@ class Request:
             name = raw_name.decode("latin-1").lower()
             self._headers.setdefault(name, []).append(raw_value.decode("latin-1"))
         self._body_started = False
+        self.body_complete = False
 
     def header(self, name: str) -> str | None:
         values = self._headers.get(name)
@@ -91,9 +92,11 @@ class Request:
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected()
             chunk = message.get("body", b"")
+            if not message.get("more_body", False):
+                self.body_complete = True
             if chunk:
                 yield chunk
-            if not message.get("more_body", False):
+            if self.body_complete:
                 return
 
     async def read(self, limit: int, too_large: e.ErrorCode = e.REQUEST_TOO_LARGE) -> bytes:
@@ -108,10 +111,25 @@ class Request:
                 raise e.RegistryError(too_large, detail={"limit": limit})
         return bytes(data)
 
-    async def drain(self) -> None:
-        """Consume an unwanted body so the connection can be reused."""
-        async for _ in self.body():
-            pass
+    @property
+    def has_body(self) -> bool:
+        return (self.content_length() or 0) > 0 or "chunked" in (self.header("transfer-encoding") or "").lower()
+
+    async def drain(self, limit: int | None = None) -> bool:
+        """Consume the rest of an unwanted body (up to ``limit`` bytes) so the connection can be reused.
+        Returns True when the body was consumed completely."""
+        drained = 0
+        while not self.body_complete and (self.has_body or self._body_started):
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.body_complete = True
+            elif limit is not None and drained > limit:
+                return False
+        self._body_started = True
+        return True
 
 
 StreamFactory = Callable[[], AsyncIterator[bytes]]

@@ -9,6 +9,8 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
+import trio
+
 from registry.api import access, blobs, listing, manifests, token, uploads
 from registry.api.auth import Authorizer
 from registry.api.context import ApiContext
@@ -60,6 +62,25 @@ TOKEN_ROUTES: dict[str, dict[str, Callable[[ApiContext, Request, Authorizer], Aw
 }
 
 
+DRAIN_LIMIT = 8 * 1024 * 1024
+DRAIN_SECONDS = 10.0
+
+
+async def settle_body(req: Request, response: Response) -> None:
+    """Before an error answer, read what is left of the request body (up to 8 MiB, 10 s) so the client is
+    not blocked writing it; past that, close the connection after the answer."""
+    if req.body_complete:
+        return
+    complete = False
+    with trio.move_on_after(DRAIN_SECONDS):
+        try:
+            complete = await req.drain(DRAIN_LIMIT)
+        except ClientDisconnected:
+            return
+    if not complete:
+        response.headers["Connection"] = "close"
+
+
 def match(method: str, path: str) -> tuple[Handler, dict[str, str]]:
     """Find the handler for ``method path``. HEAD is served by the GET handler.
 
@@ -102,6 +123,8 @@ class RegistryAsgi:
         except Exception:
             log.exception("unhandled error on %s %s", req.method, req.path)
             response = Response.error(e.RegistryError(e.UNKNOWN))
+        if response.status >= 400:
+            await settle_body(req, response)
         await send_response(send, response, req.method == "HEAD")
 
     async def _authorize(self, handler: Handler, req: Request) -> None:
@@ -140,4 +163,6 @@ class RegistryAsgi:
             log.exception("unhandled error on %s %s", req.method, req.path)
             response = Response.error(e.RegistryError(e.UNKNOWN))
         response.headers.update(API_VERSION)
+        if response.status >= 400:
+            await settle_body(req, response)
         await send_response(send, response, head)

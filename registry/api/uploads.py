@@ -58,20 +58,25 @@ async def upload_status(ctx: ApiContext, req: Request) -> Response:
     return Response(204, _session_headers(ctx, req, repo, session.id, session.size))
 
 
+async def _content_range(ctx: ApiContext, req: Request, repo: str, upload_id: str) -> tuple[int, int] | None:
+    raw_range = req.header("content-range")
+    if raw_range is None:
+        return None
+    content_range = parse_upload_range(raw_range)
+    if content_range is None:
+        session = await ctx.service.upload(repo, upload_id)
+        raise e.RegistryError(
+            e.RANGE_INVALID,
+            f"malformed Content-Range {raw_range[:100]!r}",
+            headers={"Range": upload_range_header(session.size)},
+        )
+    return content_range
+
+
 async def patch_upload(ctx: ApiContext, req: Request) -> Response:
     repo = validate_name(req.params["name"])
     upload_id = req.params["uuid"]
-    content_range = None
-    raw_range = req.header("content-range")
-    if raw_range is not None:
-        content_range = parse_upload_range(raw_range)
-        if content_range is None:
-            session = await ctx.service.upload(repo, upload_id)
-            raise e.RegistryError(
-                e.RANGE_INVALID,
-                f"malformed Content-Range {raw_range[:100]!r}",
-                headers={"Range": upload_range_header(session.size)},
-            )
+    content_range = await _content_range(ctx, req, repo, upload_id)
     size = await ctx.service.append_chunk(repo, upload_id, req.body(), content_range, req.content_length())
     return Response(202, _session_headers(ctx, req, repo, upload_id, size))
 
@@ -79,7 +84,8 @@ async def patch_upload(ctx: ApiContext, req: Request) -> Response:
 async def finish_upload(ctx: ApiContext, req: Request) -> Response:
     repo = validate_name(req.params["name"])
     digest = _digest_arg(req)
-    await ctx.service.finish_upload(repo, req.params["uuid"], digest, req.body(), req.content_length())
+    content_range = await _content_range(ctx, req, repo, req.params["uuid"])
+    await ctx.service.finish_upload(repo, req.params["uuid"], digest, req.body(), req.content_length(), content_range)
     return _created(ctx, req, repo, digest)
 
 

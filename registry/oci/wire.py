@@ -46,8 +46,8 @@ def parse_range(header: str | None, length: int) -> ByteRange | None:
     if first:
         start = int(first)
         end = min(int(last), length - 1) if last else length - 1
-        if last and int(last) < start:
-            return None
+        if last and int(last) < start:  # "bytes=500-0": syntactically a range, never satisfiable
+            raise RegistryError(RANGE_NOT_SATISFIABLE, headers={"Content-Range": f"bytes */{length}"})
     else:
         suffix = int(last)
         if suffix == 0:

@@ -166,6 +166,29 @@ class RegistryService:
                 await writer.truncate(start)
             raise
 
+    @staticmethod
+    def _check_range(
+        session: UploadSession, content_range: tuple[int, int] | None, content_length: int | None
+    ) -> int | None:
+        """Validate a chunk's ``Content-Range`` against the session; returns the expected length.
+
+        Raises:
+            RegistryError: 416 with the session's ``Range`` when the chunk does not start at the current
+                offset (out of order or resent); ``SIZE_INVALID`` when range and length disagree.
+        """
+        if content_range is None:
+            return content_length
+        start, end = content_range
+        if start != session.size:
+            raise e.RegistryError(
+                e.RANGE_INVALID,
+                f"chunk starts at {start}, upload is at {session.size}",
+                headers={"Range": f"0-{max(session.size - 1, 0)}"},
+            )
+        if content_length is not None and content_length != end - start + 1:
+            raise e.RegistryError(e.SIZE_INVALID, "Content-Range and Content-Length disagree")
+        return end - start + 1
+
     async def append_chunk(
         self,
         repo: str,
@@ -182,17 +205,7 @@ class RegistryService:
         """
         async with self._lock(upload_id):
             session = await self.upload(repo, upload_id)
-            if content_range is not None:
-                start, end = content_range
-                if start != session.size:
-                    raise e.RegistryError(
-                        e.RANGE_INVALID,
-                        f"chunk starts at {start}, upload is at {session.size}",
-                        headers={"Range": f"0-{max(session.size - 1, 0)}"},
-                    )
-                if content_length is not None and content_length != end - start + 1:
-                    raise e.RegistryError(e.SIZE_INVALID, "Content-Range and Content-Length disagree")
-                content_length = end - start + 1
+            content_length = self._check_range(session, content_range, content_length)
             writer = await self._open_writer(session)
             try:
                 await self._receive(writer, body, content_length)
@@ -204,7 +217,13 @@ class RegistryService:
             return size
 
     async def finish_upload(
-        self, repo: str, upload_id: str, digest: Digest, body: Body, content_length: int | None
+        self,
+        repo: str,
+        upload_id: str,
+        digest: Digest,
+        body: Body,
+        content_length: int | None,
+        content_range: tuple[int, int] | None = None,
     ) -> None:
         """PUT: append the final chunk (if any), verify ``digest``, commit durably, link into ``repo``.
 
@@ -214,6 +233,7 @@ class RegistryService:
         """
         async with self._lock(upload_id):
             session = await self.upload(repo, upload_id)
+            content_length = self._check_range(session, content_range, content_length)
             writer = await self._open_writer(session)
             try:
                 await self._receive(writer, body, content_length)
@@ -306,16 +326,27 @@ class RegistryService:
         await self.meta.put_manifest(repo, record, refs, None if isinstance(ref, Digest) else ref)
         return PushedManifest(digest, record.subject)
 
+    @staticmethod
+    def _lookup_reference(reference: str) -> str | Digest:
+        """A reference to look up: a malformed digest is 400 ``DIGEST_INVALID``; a string that cannot be a
+        tag names nothing, so it is 404 ``MANIFEST_UNKNOWN`` (what the conformance suite expects)."""
+        try:
+            return parse_reference(reference)
+        except e.RegistryError as err:
+            if err.code is e.TAG_INVALID:
+                raise e.RegistryError(e.MANIFEST_UNKNOWN, detail={"reference": reference[:200]}) from None
+            raise
+
     async def get_manifest(self, repo: str, reference: str) -> ManifestRecord:
-        """Raises ``MANIFEST_UNKNOWN`` (or a grammar error for the reference)."""
-        record = await self.meta.get_manifest(repo, parse_reference(reference))
+        """Raises ``MANIFEST_UNKNOWN`` or ``DIGEST_INVALID``."""
+        record = await self.meta.get_manifest(repo, self._lookup_reference(reference))
         if record is None:
             raise e.RegistryError(e.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
         return record
 
     async def delete_manifest(self, repo: str, reference: str) -> None:
         """Delete by digest (the manifest and its tags in ``repo``) or by tag (the tag only)."""
-        ref = parse_reference(reference)
+        ref = self._lookup_reference(reference)
         if isinstance(ref, Digest):
             found = await self.meta.delete_manifest(repo, ref)
         else:

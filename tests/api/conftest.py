@@ -1,14 +1,56 @@
+"""API tests run twice: against an open registry (``--auth none``) and with IAM on, through the token flow
+with a service account bound to a role with pull, push, list and delete on the test namespaces (what the
+conformance suite does with OCI_USERNAME / OCI_PASSWORD)."""
+
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.serverproc import RegistryProcess
+from tests.serverproc import BIN, RegistryProcess
+from tests.tokenauth import DockerTokenAuth
+
+NAMESPACES = ("conformance", "catalog")
 
 
-@pytest.fixture
-def client(shared_registry: RegistryProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=shared_registry.url, timeout=30) as c:
+def admin(proc: RegistryProcess, *args: str) -> dict[str, object]:
+    out = subprocess.run(
+        [BIN / "registry", "admin", "--data", str(proc.data), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=proc.env_for_cli(),
+    )
+    assert out.returncode == 0, out.stderr
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RegistryProcess, str, str]]:
+    proc = RegistryProcess(tmp_path_factory.mktemp("auth") / "data", "--auth", "token", env=CHEAP_ARGON2)
+    with proc:
+        admin(proc, "role", "create", "conformance", "--permissions", "pull,push,list,delete")
+        account = admin(proc, "service-account", "create", "conformance-bot")
+        for ns in NAMESPACES:
+            admin(proc, "namespace", "create", ns)
+            admin(proc, "grant", "conformance", "--namespace", ns, "--service-account", "conformance-bot")
+        yield proc, str(account["username"]), str(account["password"])
+
+
+CHEAP_ARGON2 = {"REGISTRY__AUTH__ARGON2_TIME_COST": "1", "REGISTRY__AUTH__ARGON2_MEMORY_KIB": "256"}
+
+
+@pytest.fixture(params=["open", "auth"])
+def client(request: pytest.FixtureRequest, shared_registry: RegistryProcess) -> Iterator[httpx.Client]:
+    if request.param == "open":
+        with httpx.Client(base_url=shared_registry.url, timeout=30) as c:
+            yield c
+        return
+    proc, username, password = request.getfixturevalue("auth_registry")
+    with httpx.Client(base_url=proc.url, timeout=30, auth=DockerTokenAuth(username, password)) as c:
         yield c

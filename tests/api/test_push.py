@@ -275,3 +275,45 @@ def test_docker_schema2_manifest(client: httpx.Client) -> None:
     assert r.status_code == 201, r.text
     got = client.get(f"/v2/{repo}/manifests/d1")
     assert got.headers["content-type"] == ct and got.content == manifest
+
+
+def test_out_of_order_final_chunk_on_put_is_416(client: httpx.Client) -> None:
+    repo = unique_repo()
+    data = bytes(range(256)) * 8
+    location = _start(client, repo)
+    r = client.patch(location, content=data[:1024], headers={"Content-Range": "0-1023"})
+    assert r.status_code == 202
+    location = r.headers["location"]
+    bad = client.put(
+        location,
+        params={"digest": digest(data)},
+        content=data[1030:],
+        headers={"Content-Range": f"1030-{len(data) - 1}"},
+    )
+    assert bad.status_code == 416 and bad.headers["range"] == "0-1023"
+    status = client.get(location)
+    assert status.status_code == 204 and status.headers["range"] == "0-1023"
+    good = client.put(
+        location,
+        params={"digest": digest(data)},
+        content=data[1024:],
+        headers={"Content-Range": f"1024-{len(data) - 1}"},
+    )
+    assert good.status_code == 201, good.text
+    assert client.get(good.headers["location"]).content == data
+
+
+def test_deleted_blob_can_be_pushed_again(client: httpx.Client) -> None:
+    repo = unique_repo()
+    d = push_blob(client, repo, b"again and again")
+    assert client.delete(f"/v2/{repo}/blobs/{d}").status_code == 202
+    assert client.head(f"/v2/{repo}/blobs/{d}").status_code == 404
+    push_blob(client, repo, b"again and again")
+    assert client.get(f"/v2/{repo}/blobs/{d}").content == b"again and again"
+
+
+def test_early_error_does_not_block_a_large_body(client: httpx.Client) -> None:
+    """A refused upload (wrong repository name) answers promptly even while the client is still sending."""
+    big = b"x" * (12 * 1024 * 1024)
+    r = client.post("/v2/BAD/blobs/uploads/", params={"digest": digest(big)}, content=big)
+    assert r.status_code in (400, 401)

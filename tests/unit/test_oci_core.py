@@ -101,14 +101,14 @@ def test_parse_range(header: str, length: int, expected: tuple[int, int]) -> Non
     assert r.content_range() == f"bytes {expected[0]}-{expected[1]}/{length}"
 
 
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=200-300", "bytes=-0"])
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=200-300", "bytes=-0", "bytes=5-1"])
 def test_parse_range_unsatisfiable(header: str) -> None:
     with pytest.raises(e.RegistryError) as info:
         parse_range(header, 100)
     assert info.value.status == 416 and info.value.headers["Content-Range"] == "bytes */100"
 
 
-@pytest.mark.parametrize("header", [None, "", "items=0-1", "bytes=0-1,5-6", "bytes=5-1", "bytes=-"])
+@pytest.mark.parametrize("header", [None, "", "items=0-1", "bytes=0-1,5-6", "bytes=-"])
 def test_parse_range_ignored(header: str | None) -> None:
     assert parse_range(header, 100) is None
 
