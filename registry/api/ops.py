@@ -8,16 +8,21 @@ import trio
 from quart import Response
 from quart_trio import QuartTrio
 
+from registry.api import management
+from registry.api.auth import Authorizer
 from registry.api.http import Message, Receive, Scope, Send
 
 
-def make_ops_app(ready: Callable[[], Awaitable[bool]]) -> QuartTrio:
-    """The Quart app for everything that is not blob or manifest data.
+def make_ops_app(ready: Callable[[], Awaitable[bool]], auth: Authorizer | None = None) -> QuartTrio:
+    """The Quart app for everything that is not blob or manifest data: health, and the management API
+    when IAM is on.
 
     Args:
         ready: returns True when storage and metadata are reachable.
     """
     app = QuartTrio("registry")
+    if auth is not None:
+        management.install(app, auth)
 
     @app.get("/healthz")
     async def healthz() -> Response:
