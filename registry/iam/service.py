@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from registry.iam.k8s import K8sTokenVerifier, looks_like_jwt
 from registry.iam.model import (
     ADMIN_ROLE,
     ALL_NAMESPACES,
@@ -74,7 +75,9 @@ class IamService:
         cache: VerifiedCache,
         limiter: FailureLimiter,
         clock: Callable[[], float] = time.time,
+        k8s: K8sTokenVerifier | None = None,
     ) -> None:
+        self.k8s = k8s
         self.store = store
         self.hasher = hasher
         self.cache = cache
@@ -211,6 +214,16 @@ class IamService:
             },
         )
 
+    async def _k8s_identity(self, token: str, now: float) -> Identity | None:
+        assert self.k8s is not None
+        subject = await self.k8s.verify(token, now)
+        if subject is None:
+            return None
+        account = await self.store.k8s_service_account(self.k8s.issuer, subject)
+        if account is None:
+            return None
+        return await self.store.identity("service-account", account, None)
+
     # -- authentication -------------------------------------------------------------------------------
     async def authenticate(self, username: str, password: str, source: str) -> Identity:
         """Verify a username/secret pair.
@@ -224,6 +237,16 @@ class IamService:
         if waits:
             await self.store.audit("auth.basic", "rate_limited", "", username[:100], source, {})
             raise AuthFailure("too many failed logins", max(waits))
+        if self.k8s is not None and looks_like_jwt(password):
+            identity = await self._k8s_identity(password, now)
+            if identity is not None:
+                self.limiter.record_success(keys[0])
+                await self.store.audit("auth.k8s", "success", identity.subject, None, source, {})
+                return identity
+            for key in keys:
+                self.limiter.record_failure(key, now)
+            await self.store.audit("auth.k8s", "failure", "", None, source, {"reason": "token not accepted"})
+            raise AuthFailure("kubernetes token not accepted")
         found = await self.store.credential_identity(username)
         if found is not None:
             generation, credential, secret_hash, identity = found

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from config import Settings
+from registry.iam.k8s import K8sTokenVerifier
 from registry.iam.ratelimit import FailureLimiter
 from registry.iam.secrets import Argon2Params, SecretHasher, VerifiedCache
 from registry.iam.service import IamService
@@ -36,7 +37,8 @@ def build_iam(settings: Settings, db: SqliteDatabase) -> IamStack:
         max_concurrent=auth.argon2_max_concurrent,
     )
     limiter = FailureLimiter(auth.failed_login_limit, auth.failed_login_window, auth.failed_login_window)
-    iam = IamService(store, hasher, VerifiedCache(ttl=auth.basic_cache_ttl), limiter)
+    k8s = K8sTokenVerifier(auth.k8s_issuer, auth.k8s_jwks, auth.k8s_audience) if auth.k8s_issuer else None
+    iam = IamService(store, hasher, VerifiedCache(ttl=auth.basic_cache_ttl), limiter, k8s=k8s)
     name = service_name(settings)
     token_settings = TokenSettings(auth.issuer or name, name, auth.token_lifetime, auth.refresh_lifetime)
     return IamStack(store, iam, TokenService(store, token_settings), name)
