@@ -106,26 +106,22 @@ class RegistryAsgi:
         self.ctx = ctx
         self.fallback = fallback
 
-    async def _token(self, scope: Scope, receive: Receive, send: Send) -> None:
-        req = Request(scope, receive)
+    async def _token_response(self, req: Request) -> Response:
         auth = self.ctx.auth
         assert auth is not None
-        try:
-            methods = TOKEN_ROUTES[req.path]
-            handler = methods.get("GET" if req.method == "HEAD" else req.method)
-            if handler is None:
-                raise e.RegistryError(e.METHOD_NOT_ALLOWED, headers={"Allow": ", ".join(sorted(methods))})
-            response = await handler(self.ctx, req, auth)
-        except e.RegistryError as err:
-            response = Response.error(err)
-        except ClientDisconnected:
-            return
-        except Exception:
-            log.exception("unhandled error on %s %s", req.method, req.path)
-            response = Response.error(e.RegistryError(e.UNKNOWN))
-        if response.status >= 400:
-            await settle_body(req, response)
-        await send_response(send, response, req.method == "HEAD")
+        methods = TOKEN_ROUTES[req.path]
+        handler = methods.get("GET" if req.method == "HEAD" else req.method)
+        if handler is None:
+            raise e.RegistryError(e.METHOD_NOT_ALLOWED, headers={"Allow": ", ".join(sorted(methods))})
+        return await handler(self.ctx, req, auth)
+
+    async def _v2_response(self, req: Request) -> Response:
+        handler, req.params = match(req.method, req.path)
+        if self.ctx.auth is not None:
+            await self._authorize(handler, req)
+        response = await handler(self.ctx, req)
+        response.headers.update(API_VERSION)
+        return response
 
     async def _authorize(self, handler: Handler, req: Request) -> None:
         auth = self.ctx.auth
@@ -143,26 +139,26 @@ class RegistryAsgi:
             return
         path = scope["path"]
         if path in TOKEN_ROUTES and self.ctx.auth is not None:
-            await self._token(scope, receive, send)
+            await self._serve(Request(scope, receive), send, self._token_response)
             return
         if not (path == "/v2" or path.startswith("/v2/")):
             await self.fallback(scope, receive, send)
             return
-        req = Request(scope, receive)
-        head = req.method == "HEAD"
+        await self._serve(Request(scope, receive), send, self._v2_response)
+
+    async def _serve(self, req: Request, send: Send, respond: Callable[[Request], Awaitable[Response]]) -> None:
+        """Run ``respond`` and send its answer; every error becomes an OCI envelope with its status."""
         try:
-            handler, req.params = match(req.method, req.path)
-            if self.ctx.auth is not None:
-                await self._authorize(handler, req)
-            response = await handler(self.ctx, req)
+            response = await respond(req)
         except e.RegistryError as err:
             response = Response.error(err)
+            if req.path.startswith("/v2"):
+                response.headers.update(API_VERSION)
         except ClientDisconnected:
             return
         except Exception:
             log.exception("unhandled error on %s %s", req.method, req.path)
             response = Response.error(e.RegistryError(e.UNKNOWN))
-        response.headers.update(API_VERSION)
         if response.status >= 400:
             await settle_body(req, response)
-        await send_response(send, response, head)
+        await send_response(send, response, req.method == "HEAD")
