@@ -46,12 +46,22 @@ async def _login(auth: Authorizer, ctx: ApiContext, req: Request, username: str,
         raise _unauthorized("invalid username or password") from None
 
 
-async def _answer(auth: Authorizer, identity: Identity, scope_values: list[str], offline: bool) -> Response:
+async def _answer(
+    auth: Authorizer, identity: Identity, scope_values: list[str], offline: bool, source: str
+) -> Response:
     await auth.tokens.refresh()
     requested = parse_scopes(scope_values)
     flags = await auth.store.namespace_flags()
     granted = grant_scopes(identity, requested, flags.get)
     token, claims = auth.tokens.issue(identity, granted)
+    await auth.store.audit(
+        "token.issue",
+        "success",
+        identity.subject,
+        identity.credential,
+        source,
+        {"requested": [str(s) for s in requested], "granted": [str(s) for s in granted], "jti": claims["jti"]},
+    )
     body: dict[str, Any] = {
         "token": token,
         "access_token": token,
@@ -72,7 +82,7 @@ async def token_get(ctx: ApiContext, req: Request, auth: Authorizer) -> Response
             raise _unauthorized("malformed Basic credentials")
         identity = await _login(auth, ctx, req, *pair)
     offline = (req.arg("offline_token") or "").lower() == "true"
-    return await _answer(auth, identity, req.args("scope"), offline)
+    return await _answer(auth, identity, req.args("scope"), offline, ctx.client_address(req))
 
 
 async def token_post(ctx: ApiContext, req: Request, auth: Authorizer) -> Response:
@@ -97,7 +107,8 @@ async def token_post(ctx: ApiContext, req: Request, auth: Authorizer) -> Respons
         identity = found
     else:
         raise e.RegistryError(e.GRANT_UNSUPPORTED, f"unsupported grant_type {grant_type[:50]!r}")
-    return await _answer(auth, identity, field("scope").split(), field("access_type") == "offline")
+    offline = field("access_type") == "offline"
+    return await _answer(auth, identity, field("scope").split(), offline, ctx.client_address(req))
 
 
 async def jwks(ctx: ApiContext, req: Request, auth: Authorizer) -> Response:

@@ -250,12 +250,13 @@ class IamService:
         found = await self.store.credential_identity(username)
         if found is not None:
             generation, credential, secret_hash, identity = found
-            if credential.usable(now) and (
-                self.cache.get(username, password, now, generation) or await self.hasher.verify(secret_hash, password)
-            ):
+            cached = credential.usable(now) and self.cache.get(username, password, now, generation)
+            if cached or (credential.usable(now) and await self.hasher.verify(secret_hash, password)):
                 self.cache.put(username, password, now, generation)
                 self.limiter.record_success(keys[0])
                 await self.store.touch_credential(username, now)
+                if not cached:  # a cache hit repeats a success already recorded within basic_cache_ttl
+                    await self.store.audit("auth.basic", "success", identity.subject, username, source, {})
                 return identity
             reason = (
                 "credential revoked"
