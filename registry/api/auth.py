@@ -76,6 +76,25 @@ class Authorizer:
         value = challenge(self.realm_for(ctx, req), self.service, scopes, error)
         return e.RegistryError(e.UNAUTHORIZED, message, headers={"WWW-Authenticate": value})
 
+    async def login(
+        self, ctx: ApiContext, req: Request, username: str, password: str, denied: e.RegistryError
+    ) -> Identity:
+        """Verify a username/password pair (or a Kubernetes token as the password).
+
+        Raises:
+            RegistryError: ``denied`` for bad credentials; 429 ``TOOMANYREQUESTS`` with ``Retry-After``.
+        """
+        try:
+            return await self.iam.authenticate(username, password, ctx.client_address(req))
+        except AuthFailure as failure:
+            if failure.retry_after is not None:
+                raise e.RegistryError(
+                    e.TOO_MANY_REQUESTS,
+                    "too many failed logins; retry later",
+                    headers={"Retry-After": str(max(1, int(failure.retry_after + 0.999)))},
+                ) from None
+            raise denied from None
+
     def challenge_error(self, ctx: ApiContext, req: Request) -> e.RegistryError:
         """401 for /v2/ without credentials: tells clients where the token service is."""
         return self._unauthorized(ctx, req, [])
@@ -100,16 +119,8 @@ class Authorizer:
             pair = _basic(header)
             if pair is None:
                 raise self._unauthorized(ctx, req, scopes, message="malformed Basic credentials")
-            try:
-                identity = await self.iam.authenticate(pair[0], pair[1], ctx.client_address(req))
-            except AuthFailure as failure:
-                if failure.retry_after is not None:
-                    raise e.RegistryError(
-                        e.TOO_MANY_REQUESTS,
-                        "too many failed logins; retry later",
-                        headers={"Retry-After": str(max(1, int(failure.retry_after + 0.999)))},
-                    ) from None
-                raise self._unauthorized(ctx, req, scopes, message="invalid username or password") from None
+            denied = self._unauthorized(ctx, req, scopes, message="invalid username or password")
+            identity = await self.login(ctx, req, pair[0], pair[1], denied)
             return AuthResult(identity, None, flags)
         return AuthResult(ANONYMOUS, None, flags)
 

@@ -17,7 +17,6 @@ from registry.api.context import ApiContext
 from registry.api.http import Request, Response
 from registry.iam.model import ANONYMOUS, Identity
 from registry.iam.policy import grant_scopes
-from registry.iam.service import AuthFailure
 from registry.oci import errors as e
 from registry.oci.scope import parse_scopes
 from registry.tokens.verifier import TokenError
@@ -34,16 +33,7 @@ def _unauthorized(message: str) -> e.RegistryError:
 
 
 async def _login(auth: Authorizer, ctx: ApiContext, req: Request, username: str, password: str) -> Identity:
-    try:
-        return await auth.iam.authenticate(username, password, ctx.client_address(req))
-    except AuthFailure as failure:
-        if failure.retry_after is not None:
-            raise e.RegistryError(
-                e.TOO_MANY_REQUESTS,
-                "too many failed logins; retry later",
-                headers={"Retry-After": str(max(1, int(failure.retry_after + 0.999)))},
-            ) from None
-        raise _unauthorized("invalid username or password") from None
+    return await auth.login(ctx, req, username, password, _unauthorized("invalid username or password"))
 
 
 async def _answer(
