@@ -76,8 +76,12 @@ class IamService:
         limiter: FailureLimiter,
         clock: Callable[[], float] = time.time,
         k8s: K8sTokenVerifier | None = None,
+        source_limiter: FailureLimiter | None = None,
     ) -> None:
         self.k8s = k8s
+        # Per source address: more lenient than per credential, so that many users behind one NAT are not
+        # locked out by one of them (a guessing attack on one credential still hits the credential limit).
+        self.source_limiter = limiter if source_limiter is None else source_limiter
         self.store = store
         self.hasher = hasher
         self.cache = cache
@@ -224,6 +228,10 @@ class IamService:
             return None
         return await self.store.identity("service-account", account, None)
 
+    def _failed(self, username: str, source: str, now: float) -> None:
+        self.limiter.record_failure(f"cred:{username}", now)
+        self.source_limiter.record_failure(source, now)
+
     # -- authentication -------------------------------------------------------------------------------
     async def authenticate(self, username: str, password: str, source: str) -> Identity:
         """Verify a username/secret pair.
@@ -232,19 +240,20 @@ class IamService:
             AuthFailure: wrong, unknown, expired or revoked credential, or rate limited (``retry_after``).
         """
         now = self.clock()
-        keys = (f"cred:{username}", f"src:{source}")
-        waits = [w for w in (self.limiter.retry_after(k, now) for k in keys) if w is not None]
+        waits = [
+            w
+            for w in (self.limiter.retry_after(f"cred:{username}", now), self.source_limiter.retry_after(source, now))
+            if w is not None
+        ]
         if waits:
             await self.store.audit("auth.basic", "rate_limited", "", username[:100], source, {})
             raise AuthFailure("too many failed logins", max(waits))
         if self.k8s is not None and looks_like_jwt(password):
             identity = await self._k8s_identity(password, now)
             if identity is not None:
-                self.limiter.record_success(keys[0])
                 await self.store.audit("auth.k8s", "success", identity.subject, None, source, {})
                 return identity
-            for key in keys:
-                self.limiter.record_failure(key, now)
+            self._failed(username, source, now)
             await self.store.audit("auth.k8s", "failure", "", None, source, {"reason": "token not accepted"})
             raise AuthFailure("kubernetes token not accepted")
         found = await self.store.credential_identity(username)
@@ -253,7 +262,7 @@ class IamService:
             cached = credential.usable(now) and self.cache.get(username, password, now, generation)
             if cached or (credential.usable(now) and await self.hasher.verify(secret_hash, password)):
                 self.cache.put(username, password, now, generation)
-                self.limiter.record_success(keys[0])
+                self.limiter.record_success(f"cred:{username}")
                 await self.store.touch_credential(username, now)
                 if not cached:  # a cache hit repeats a success already recorded within basic_cache_ttl
                     await self.store.audit("auth.basic", "success", identity.subject, username, source, {})
@@ -265,7 +274,6 @@ class IamService:
             )
         else:
             reason = "unknown credential"
-        for key in keys:
-            self.limiter.record_failure(key, now)
+        self._failed(username, source, now)
         await self.store.audit("auth.basic", "failure", "", username[:100], source, {"reason": reason})
         raise AuthFailure(reason)

@@ -36,9 +36,13 @@ def build_iam(settings: Settings, db: SqliteDatabase) -> IamStack:
         Argon2Params(auth.argon2_time_cost, auth.argon2_memory_kib, auth.argon2_parallelism),
         max_concurrent=auth.argon2_max_concurrent,
     )
-    limiter = FailureLimiter(auth.failed_login_limit, auth.failed_login_window, auth.failed_login_window)
+    window = auth.failed_login_window
+    limiter = FailureLimiter(auth.failed_login_limit, window, window)
+    source_limiter = FailureLimiter(auth.failed_login_limit * 5, window, window)
     k8s = K8sTokenVerifier(auth.k8s_issuer, auth.k8s_jwks, auth.k8s_audience) if auth.k8s_issuer else None
-    iam = IamService(store, hasher, VerifiedCache(ttl=auth.basic_cache_ttl), limiter, k8s=k8s)
+    iam = IamService(
+        store, hasher, VerifiedCache(ttl=auth.basic_cache_ttl), limiter, k8s=k8s, source_limiter=source_limiter
+    )
     name = service_name(settings)
     token_settings = TokenSettings(auth.issuer or name, name, auth.token_lifetime, auth.refresh_lifetime)
     return IamStack(store, iam, TokenService(store, token_settings), name)
