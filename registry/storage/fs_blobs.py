@@ -30,7 +30,6 @@ from registry.oci.digest import ALGORITHMS, Digest, Hasher, new_hasher
 from registry.oci.errors import INSUFFICIENT_STORAGE, RegistryError
 
 READ_CHUNK = 1024 * 1024
-WRITEBACK_STEP = 8 * 1024 * 1024
 
 
 def _storage_error(exc: OSError) -> RegistryError:
@@ -65,7 +64,6 @@ class FilesystemUpload:
     def __init__(self, fd: int, size: int, hasher: Hasher) -> None:
         self._fd = fd
         self._size = size
-        self._flushed = size
         self.hasher = hasher
 
     @property
@@ -82,11 +80,6 @@ class FilesystemUpload:
         except OSError as exc:
             raise _storage_error(exc) from exc
         self.hasher.update(data)
-        if self._size - self._flushed >= WRITEBACK_STEP:
-            # Start writeback of what was just written instead of letting the final fsync write the
-            # whole blob at once: measured here, 1 GiB written + fsynced went from 290 to 480 MB/s.
-            os.posix_fadvise(self._fd, self._flushed, self._size - self._flushed, os.POSIX_FADV_DONTNEED)
-            self._flushed = self._size
 
     async def truncate(self, size: int) -> None:
         """Drop bytes after ``size``; the running hash is rebuilt from the file."""
@@ -95,7 +88,6 @@ class FilesystemUpload:
         os.ftruncate(self._fd, size)
         os.lseek(self._fd, size, os.SEEK_SET)
         self._size = size
-        self._flushed = min(self._flushed, size)
         self.hasher = await trio.to_thread.run_sync(_hash_file, self._fd, size, "sha256")
 
     async def digest(self, algorithm: str) -> Digest:
