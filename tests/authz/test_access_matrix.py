@@ -1,4 +1,4 @@
-"""Roles × operations × namespaces × auth style, every decision checked against an explicit table.
+"""Roles x operations x namespaces x auth style, every decision checked against an explicit table.
 
 The expected permissions are written out here, not computed by the server's policy code:
 role bound on team-a; nothing on team-b; pub is public (anonymous pull and tag listing).
@@ -167,6 +167,6 @@ def test_single_component_and_unknown_namespaces(world: World) -> None:
 
 
 def test_zz_decision_count() -> None:
-    """Runs last in this module: every decision above was checked (6 ops × 3 ns × 6 roles × 2 styles, …)."""
+    """Runs last in this module: every decision above was checked (6 ops x 3 ns x 6 roles x 2 styles, …)."""
     assert len(DECISIONS) == 216 + 12 + 36 + 11 + 2, len(DECISIONS)
     print(f"access decisions checked: {len(DECISIONS)}")
