@@ -155,6 +155,14 @@ class Authorizer:
             if anonymous:
                 raise self._unauthorized(ctx, req, scopes)
             if result.token_access is not None:
+                await self.store.audit(
+                    "authz.denied",
+                    "insufficient_scope",
+                    result.identity.subject,
+                    result.identity.credential,
+                    ctx.client_address(req),
+                    {"scope": str(scope)},
+                )
                 raise self._unauthorized(ctx, req, scopes, "insufficient_scope", "token lacks the needed access")
             await self.store.audit(
                 "authz.denied",
