@@ -16,6 +16,7 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from registry.api.context import ApiContext
 from registry.api.http import Request
@@ -136,44 +137,45 @@ class Authorizer:
         result = await self.identify(ctx, req, scopes)
         anonymous = result.identity.anonymous
         for scope, required in needed:
-            if required and scope.type == "registry":
-                if anonymous:
-                    raise self._unauthorized(ctx, req, scopes)
-                if result.token_access is not None and not allowed_actions(result.token_access, scope.type, scope.name):
-                    raise self._unauthorized(ctx, req, scopes, "insufficient_scope", "token lacks the needed access")
+            if not required:
                 continue
-            if not required or scope.type != "repository":
+            if scope.type == "repository":
+                if "/" not in scope.name:
+                    raise e.RegistryError(
+                        e.NAME_INVALID, f"repository names must be <namespace>/<name>; got {scope.name!r}"
+                    )
+                if not anonymous and result.token_access is None and namespace_of(scope.name) not in result.flags:
+                    raise e.RegistryError(e.NAME_UNKNOWN, f"namespace {namespace_of(scope.name)!r} does not exist")
+                allowed = all(result.allows(scope.name, action) for action in scope.actions)
+            elif result.token_access is not None:  # registry:catalog:*
+                allowed = bool(allowed_actions(result.token_access, scope.type, scope.name))
+            else:
+                allowed = not anonymous
+            if allowed:
                 continue
-            if "/" not in scope.name:
-                raise e.RegistryError(
-                    e.NAME_INVALID, f"repository names must be <namespace>/<name>; got {scope.name!r}"
-                )
-            if not anonymous and result.token_access is None and namespace_of(scope.name) not in result.flags:
-                raise e.RegistryError(e.NAME_UNKNOWN, f"namespace {namespace_of(scope.name)!r} does not exist")
-            if all(result.allows(scope.name, action) for action in scope.actions):
-                continue
-            if anonymous:
-                raise self._unauthorized(ctx, req, scopes)
-            if result.token_access is not None:
-                await self.store.audit(
-                    "authz.denied",
-                    "insufficient_scope",
-                    result.identity.subject,
-                    result.identity.credential,
-                    ctx.client_address(req),
-                    {"scope": str(scope)},
-                )
-                raise self._unauthorized(ctx, req, scopes, "insufficient_scope", "token lacks the needed access")
-            await self.store.audit(
-                "authz.denied",
-                "denied",
-                result.identity.subject,
-                result.identity.credential,
-                ctx.client_address(req),
-                {"scope": str(scope)},
-            )
-            raise e.RegistryError(e.DENIED, f"{result.identity.subject} may not {','.join(scope.actions)} {scope.name}")
+            await self._deny(ctx, req, result, scope, scopes)
         return result
+
+    async def _deny(
+        self, ctx: ApiContext, req: Request, result: AuthResult, scope: Scope, scopes: list[Scope]
+    ) -> NoReturn:
+        """Refuse ``scope``: a token lacking it → 401 insufficient_scope (clients fetch a new token);
+        no credentials → 401 challenge; valid Basic credentials lacking it → 403 DENIED."""
+        identity = result.identity
+        if result.token_access is None and identity.anonymous:
+            raise self._unauthorized(ctx, req, scopes)
+        outcome = "insufficient_scope" if result.token_access is not None else "denied"
+        await self.store.audit(
+            "authz.denied",
+            outcome,
+            identity.subject,
+            identity.credential,
+            ctx.client_address(req),
+            {"scope": str(scope)},
+        )
+        if result.token_access is not None:
+            raise self._unauthorized(ctx, req, scopes, "insufficient_scope", "token lacks the needed access")
+        raise e.RegistryError(e.DENIED, f"{identity.subject} may not {','.join(scope.actions)} {scope.name}")
 
     async def live_identity(self, result: AuthResult) -> Identity:
         """The identity with its current role bindings (tokens carry only a subject)."""

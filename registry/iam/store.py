@@ -39,7 +39,10 @@ def _not_found(what: str) -> IamError:
 
 
 def _bump(conn: sqlite3.Connection) -> None:
-    conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'iam_generation'")
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES('iam_generation', '1') "
+        "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+    )
 
 
 def _generation(conn: sqlite3.Connection) -> int:

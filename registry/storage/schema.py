@@ -181,7 +181,12 @@ def create(path: Path) -> None:
         db.table("repo_blobs").create_index(["digest"], if_not_exists=True)
         db.table("repo_manifests").create_index(["digest"], if_not_exists=True)
         db.table("uploads").create_index(["updated"], if_not_exists=True)
-        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('iam_generation', '0')")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
