@@ -263,7 +263,8 @@ class IamService:
             if cached or (credential.usable(now) and await self.hasher.verify(secret_hash, password)):
                 self.cache.put(username, password, now, generation)
                 self.limiter.record_success(f"cred:{username}")
-                await self.store.touch_credential(username, now)
+                if credential.last_used is None or credential.last_used < now - 60:
+                    await self.store.touch_credential(username, now)  # a write: at most once a minute
                 if not cached:  # a cache hit repeats a success already recorded within basic_cache_ttl
                     await self.store.audit("auth.basic", "success", identity.subject, username, source, {})
                 return identity
