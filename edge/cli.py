@@ -1,22 +1,94 @@
-"""The ``edge`` command."""
+"""The ``edge`` command: ``serve`` a pull-through edge node, print a ``containerd-config`` for it."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+
+import trio
+
+from edge.containerd import hosts_toml
+from edge.settings import EdgeSettings, SettingsError, load_settings
+
+
+def _settings(args: argparse.Namespace) -> EdgeSettings:
+    overrides = {
+        "listen": args.listen,
+        "upstream": args.upstream,
+        "cache_dir": args.cache_dir,
+        "cache_size_mib": args.cache_size_mib,
+        "upstream_names": tuple(args.upstream_name) if args.upstream_name else None,
+        "tag_ttl": args.tag_ttl,
+        "max_stale": args.max_stale,
+        "access_log": True if args.access_log else None,
+        "log_level": args.log_level,
+    }
+    return load_settings(args.config, overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from edge.server import serve
+
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if settings.log_level.lower() != "debug":
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream request otherwise
+    trio.run(serve, settings)
+    return 0
+
+
+def cmd_containerd_config(args: argparse.Namespace) -> int:
+    upstream = args.upstream or f"https://{args.registry_host}"
+    print(hosts_toml(upstream, args.edge_url.rstrip("/"), args.dial_timeout), end="")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
-        prog="edge",
-        description="Edge node (pull-through cache). Serving is not available in this version yet.",
+    parser = argparse.ArgumentParser(prog="edge", description="Edge node: a pull-through cache of an OCI registry")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the edge node")
+    serve.add_argument("--config", help="TOML file with the settings (flat keys, as the long options)")
+    serve.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:5001; port 0: any free port)")
+    serve.add_argument("--upstream", help="the registry to cache, scheme://host[:port]")
+    serve.add_argument("--cache-dir", help="directory of the blob cache and index")
+    serve.add_argument("--cache-size-mib", type=int, help="cache size limit in MiB (default 10240)")
+    serve.add_argument(
+        "--upstream-name",
+        action="append",
+        help="a registry host name (as in image references) that means the upstream in containerd's ?ns=; repeatable",
     )
+    serve.add_argument("--tag-ttl", type=float, help="seconds a tag is served without revalidation (default 60)")
+    serve.add_argument(
+        "--max-stale",
+        type=float,
+        help="seconds past the TTL a tag is served while the upstream is down (default 1 day)",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--log-level", help="debug, info (default), warning, error")
+    serve.set_defaults(func=cmd_serve)
+
+    ctd = sub.add_parser("containerd-config", help="print hosts.toml for /etc/containerd/certs.d/<host>/hosts.toml")
+    ctd.add_argument("--registry-host", required=True, help="the registry host as in image references")
+    ctd.add_argument("--edge-url", required=True, help="the edge node's URL, scheme://host:port")
+    ctd.add_argument("--upstream", help="the registry's URL (default https://<registry-host>)")
+    ctd.add_argument("--dial-timeout", default="2s", help="mirror connect timeout (containerd >= 2.1; default 2s)")
+    ctd.set_defaults(func=cmd_containerd_config)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("edge: no subcommands are available in this version yet", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

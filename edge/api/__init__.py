@@ -1,0 +1,1 @@
+"""The edge's HTTP API: the OCI pull routes, ``ns`` mapping, and the edge's own ``/edge/*`` endpoints."""

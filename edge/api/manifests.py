@@ -1,0 +1,26 @@
+"""Manifest routes: GET/HEAD ``/v2/<name>/manifests/<reference>``, byte for byte with the upstream's media type.
+
+A tag served from the cache while the upstream is unavailable carries ``X-Edge-Stale: true``.
+"""
+
+from __future__ import annotations
+
+from edge.api.context import EdgeContext
+from edge.http import Request, Response
+from registry.oci.names import validate_name
+
+STALE_HEADER = "X-Edge-Stale"
+
+
+async def get_manifest(ctx: EdgeContext, req: Request) -> Response:
+    repo = validate_name(req.params["name"])
+    answer = await ctx.manifests.get(repo, req.params["reference"])
+    manifest = answer.manifest
+    headers = {
+        "Content-Type": manifest.media_type,
+        "Docker-Content-Digest": str(manifest.digest),
+        "ETag": f'"{manifest.digest}"',
+    }
+    if answer.stale:
+        headers[STALE_HEADER] = "true"
+    return Response(200, headers, manifest.content, on_sent=ctx.metrics.served)

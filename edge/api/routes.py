@@ -1,0 +1,130 @@
+"""The edge's raw-ASGI entry point: the /v2 pull routes, ``ns`` mapping, ``/edge/*``, and one error renderer.
+
+* ``?ns=<registry host>`` (containerd's mirror requests) must name the upstream (``EdgeContext.names``);
+  anything else is answered 404 at once, without asking anyone, so containerd falls back to the next host.
+* Only GET and HEAD are served; every other method is 405 ``UNSUPPORTED`` (pushes come later).
+* A stream that fails after the headers went out (a fill whose digest did not verify) ends the response
+  without its final piece: hypercorn then closes the connection and the client sees a short body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from edge.api import blobs, listing, manifests
+from edge.api.context import EdgeContext
+from edge.fill import FillFailed
+from edge.http import ClientDisconnected, Receive, Request, Response, Scope, Send, send_response
+from registry.oci import errors as e
+
+log = logging.getLogger("edge.api")
+
+Handler = Callable[[EdgeContext, Request], Awaitable[Response]]
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+JSON = {"Content-Type": "application/json"}
+PUSH_UNSUPPORTED = e.RegistryError(e.UNSUPPORTED, "this edge serves pulls only; push to the primary registry")
+
+
+async def api_base(ctx: EdgeContext, req: Request) -> Response:
+    return Response(200, dict(JSON), b"{}")
+
+
+async def stats(ctx: EdgeContext, req: Request) -> Response:
+    volume, count = await ctx.cache.usage()
+    doc = {
+        **ctx.metrics.snapshot(),
+        "cache_bytes": volume,
+        "cache_blobs": count,
+        "cache_limit_bytes": ctx.cache.limit,
+        "fills_in_flight": len(ctx.blobs.flights),
+        "reserved_bytes": ctx.cache.reserved,
+    }
+    return Response(200, dict(JSON), json.dumps(doc).encode())
+
+
+async def health(ctx: EdgeContext, req: Request) -> Response:
+    return Response(200, dict(JSON), b'{"status":"ok"}')
+
+
+_NAME = r"(?P<name>[^?#]+?)"
+ROUTES: list[tuple[re.Pattern[str], Handler]] = [
+    (re.compile(r"^/v2/?$"), api_base),
+    (re.compile(rf"^/v2/{_NAME}/tags/list$"), listing.list_tags),
+    (re.compile(rf"^/v2/{_NAME}/manifests/(?P<reference>[^/]+)$"), manifests.get_manifest),
+    (re.compile(rf"^/v2/{_NAME}/blobs/(?P<digest>[^/]+)$"), blobs.get_blob),
+    (re.compile(rf"^/v2/{_NAME}/referrers/(?P<digest>[^/]+)$"), listing.referrers),
+]
+EDGE_ROUTES: dict[str, Handler] = {"/edge/stats": stats, "/edge/health": health}
+
+
+def match(path: str) -> tuple[Handler, dict[str, str]]:
+    """The handler for a GET/HEAD of ``path``.
+
+    Raises:
+        RegistryError: 404 ``NOT_FOUND``.
+    """
+    for pattern, handler in ROUTES:
+        found = pattern.fullmatch(path)
+        if found is not None:
+            return handler, found.groupdict()
+    raise e.RegistryError(e.NOT_FOUND, detail={"path": path[:200]})
+
+
+class EdgeAsgi:
+    """The ASGI application of an edge node."""
+
+    def __init__(self, ctx: EdgeContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        req = Request(scope, receive)
+        try:
+            response = await self._respond(req)
+        except e.RegistryError as err:
+            response = Response.error(err)
+        except Exception:
+            log.exception("unhandled error on %s %s", req.method, req.path)
+            response = Response.error(e.RegistryError(e.UNKNOWN))
+        if req.path.startswith("/v2"):
+            response.headers.update(API_VERSION)
+        if req.method not in ("GET", "HEAD"):
+            response.headers["Connection"] = "close"  # an unread push body must not block the next request
+        try:
+            await send_response(send, receive, response, req.method == "HEAD")
+        except ClientDisconnected:
+            return
+        except (FillFailed, OSError) as exc:
+            log.warning("aborted %s %s after the headers: %s", req.method, req.path, exc)
+        finally:
+            if response.on_close is not None:
+                response.on_close()
+
+    async def _respond(self, req: Request) -> Response:
+        if req.method not in ("GET", "HEAD"):
+            raise PUSH_UNSUPPORTED
+        edge_handler = EDGE_ROUTES.get(req.path)
+        if edge_handler is not None:
+            return await edge_handler(self.ctx, req)
+        ns = req.arg("ns")
+        if ns is not None and ns not in self.ctx.names:
+            self.ctx.metrics.unknown_ns += 1
+            raise e.RegistryError(e.NAME_UNKNOWN, f"this edge does not mirror {ns[:200]!r}")
+        handler, req.params = match(req.path)
+        return await handler(self.ctx, req)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,122 @@
+"""What the edge knows about repositories: which repository links which digest, manifests by digest, and the last
+confirmed tag → digest mappings. One SQLite file, ``<cache_dir>/edge.db`` (WAL)::
+
+    links(repo, digest, confirmed_at)                 the upstream confirmed ``repo`` links ``digest``
+    manifests(digest, media_type, content, stored_at) manifest bytes exactly as the upstream served them
+    tags(repo, tag, digest, media_type, checked_at)   the tag's digest as of ``checked_at`` (wall clock)
+
+The adapter stores what it is given: it does not verify digests nor talk to the upstream. One connection,
+used from worker threads one call at a time (a lock), so every call is ``trio.to_thread.run_sync``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+
+from registry.oci.digest import Digest
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS links (
+    repo TEXT NOT NULL, digest TEXT NOT NULL, confirmed_at REAL NOT NULL, PRIMARY KEY (repo, digest)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS manifests (
+    digest TEXT PRIMARY KEY, media_type TEXT NOT NULL, content BLOB NOT NULL, stored_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tags (
+    repo TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL,
+    checked_at REAL NOT NULL, PRIMARY KEY (repo, tag)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class StoredManifest:
+    digest: Digest
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class TagEntry:
+    digest: Digest
+    media_type: str
+    checked_at: float
+
+
+class SqliteEdgeIndex:
+    """Links, manifests and tags in SQLite. Open with :func:`open_edge_index`; ``close`` releases the file."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return fn(self._db)
+
+        return await trio.to_thread.run_sync(locked)
+
+    async def _execute(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return await self._run(lambda db: db.execute(sql, args).fetchall())
+
+    async def link(self, repo: str, digest: Digest, now: float) -> None:
+        await self._execute(
+            "INSERT INTO links VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET confirmed_at = excluded.confirmed_at",
+            (repo, str(digest), now),
+        )
+
+    async def is_linked(self, repo: str, digest: Digest) -> bool:
+        rows = await self._execute("SELECT 1 FROM links WHERE repo = ? AND digest = ?", (repo, str(digest)))
+        return bool(rows)
+
+    async def put_manifest(self, manifest: StoredManifest, now: float) -> None:
+        await self._execute(
+            "INSERT OR IGNORE INTO manifests VALUES (?, ?, ?, ?)",
+            (str(manifest.digest), manifest.media_type, manifest.content, now),
+        )
+
+    async def get_manifest(self, digest: Digest) -> StoredManifest | None:
+        rows = await self._execute("SELECT media_type, content FROM manifests WHERE digest = ?", (str(digest),))
+        if not rows:
+            return None
+        return StoredManifest(digest, str(rows[0][0]), bytes(rows[0][1]))
+
+    async def set_tag(self, repo: str, tag: str, entry: TagEntry) -> None:
+        await self._execute(
+            "INSERT OR REPLACE INTO tags VALUES (?, ?, ?, ?, ?)",
+            (repo, tag, str(entry.digest), entry.media_type, entry.checked_at),
+        )
+
+    async def get_tag(self, repo: str, tag: str) -> TagEntry | None:
+        rows = await self._execute(
+            "SELECT digest, media_type, checked_at FROM tags WHERE repo = ? AND tag = ?", (repo, tag)
+        )
+        if not rows:
+            return None
+        return TagEntry(Digest.parse(rows[0][0]), str(rows[0][1]), float(rows[0][2]))
+
+    async def drop_tag(self, repo: str, tag: str) -> None:
+        await self._execute("DELETE FROM tags WHERE repo = ? AND tag = ?", (repo, tag))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+async def open_edge_index(path: Path) -> SqliteEdgeIndex:
+    """Open (creating) the index at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return await trio.to_thread.run_sync(SqliteEdgeIndex, path)

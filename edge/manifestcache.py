@@ -1,0 +1,140 @@
+"""Manifests through the edge: immutable by digest, tags revalidated after their TTL, stale when the upstream is
+down.
+
+By digest: the bytes are cached exactly as served with their media type, after checking they hash to the
+digest; served for a repository once the upstream served them through it (the same scoping rule as blobs).
+By tag: fresh for ``tag_ttl`` (``edge.freshness``); then a ``HEAD`` revalidates it (same digest: refresh; new
+digest: fetch). When the upstream is unavailable the last known mapping is served within ``max_stale``, marked
+stale; a 404 from the upstream forgets the tag.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge.freshness import Freshness, FreshnessPolicy, OnFailure, decide, on_upstream_failure
+from edge.index import SqliteEdgeIndex, StoredManifest, TagEntry
+from edge.metrics import EdgeMetrics
+from edge.upstream import MANIFEST_ACCEPT, Upstream, UpstreamUnavailable, relayed_error
+from registry.oci import errors as e
+from registry.oci import mediatypes as mt
+from registry.oci.digest import Digest
+from registry.oci.names import parse_reference
+
+MISMATCH = e.ErrorCode("UNAVAILABLE", "the upstream served a manifest that does not match its digest", 503)
+
+
+@dataclass(frozen=True)
+class ManifestAnswer:
+    manifest: StoredManifest
+    stale: bool = False
+
+
+def _media_type(content_type: str | None, content: bytes) -> str:
+    if content_type:
+        return content_type.split(";", 1)[0].strip()
+    try:
+        declared = json.loads(content).get("mediaType")
+    except (ValueError, AttributeError):
+        declared = None
+    return declared if isinstance(declared, str) and declared else mt.OCI_MANIFEST
+
+
+class ManifestCache:
+    """Manifest GET/HEAD for the edge."""
+
+    def __init__(
+        self,
+        *,
+        index: SqliteEdgeIndex,
+        upstream: Upstream,
+        metrics: EdgeMetrics,
+        policy: FreshnessPolicy,
+        clock: Callable[[], float],
+        max_bytes: int,
+    ) -> None:
+        self.index, self.upstream, self.metrics = index, upstream, metrics
+        self.policy = policy
+        self.clock = clock
+        self.max_bytes = max_bytes
+
+    async def get(self, repo: str, reference: str) -> ManifestAnswer:
+        """The manifest ``reference`` (tag or digest) of ``repo``.
+
+        Raises:
+            RegistryError: ``DIGEST_INVALID``/``TAG_INVALID``; the upstream's 404; 503 when the upstream is
+                unavailable and nothing servable is cached.
+        """
+        ref = parse_reference(reference)
+        if isinstance(ref, Digest):
+            return ManifestAnswer(await self._by_digest(repo, ref))
+        return await self._by_tag(repo, ref)
+
+    async def _by_digest(self, repo: str, digest: Digest) -> StoredManifest:
+        if await self.index.is_linked(repo, digest):
+            cached = await self.index.get_manifest(digest)
+            if cached is not None:
+                self.metrics.manifest_hits += 1
+                return cached
+        return await self._fetch(repo, str(digest), digest)
+
+    async def _by_tag(self, repo: str, tag: str) -> ManifestAnswer:
+        now = self.clock()
+        entry = await self.index.get_tag(repo, tag)
+        cached = await self.index.get_manifest(entry.digest) if entry is not None else None
+        if entry is not None and cached is not None and decide(entry.checked_at, now, self.policy) is Freshness.FRESH:
+            self.metrics.manifest_hits += 1
+            return ManifestAnswer(cached)
+        try:
+            return ManifestAnswer(await self._revalidate(repo, tag, entry, cached))
+        except UpstreamUnavailable:
+            if entry is None or cached is None:
+                raise
+            if on_upstream_failure(entry.checked_at, now, self.policy) is OnFailure.FAIL:
+                raise
+            self.metrics.stale_serves += 1
+            return ManifestAnswer(cached, stale=True)
+
+    async def _revalidate(
+        self, repo: str, tag: str, entry: TagEntry | None, cached: StoredManifest | None
+    ) -> StoredManifest:
+        if entry is not None and cached is not None:
+            self.metrics.revalidations += 1
+            reply = await self.upstream.request(
+                "HEAD", f"/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT}
+            )
+            if reply.status == 404:
+                await self.index.drop_tag(repo, tag)
+            if reply.status != 200:
+                raise relayed_error(reply.status, reply.content, e.MANIFEST_UNKNOWN)
+            if reply.headers.get("docker-content-digest") == str(entry.digest):
+                await self.index.set_tag(repo, tag, TagEntry(entry.digest, cached.media_type, self.clock()))
+                self.metrics.manifest_hits += 1
+                return cached
+        manifest = await self._fetch(repo, tag, None)
+        await self.index.set_tag(repo, tag, TagEntry(manifest.digest, manifest.media_type, self.clock()))
+        return manifest
+
+    async def _fetch(self, repo: str, reference: str, expected: Digest | None) -> StoredManifest:
+        """GET the manifest from the upstream, check its digest, store it and link it to ``repo``."""
+        self.metrics.manifest_misses += 1
+        reply = await self.upstream.request(
+            "GET", f"/v2/{repo}/manifests/{reference}", headers={"Accept": MANIFEST_ACCEPT}, max_bytes=self.max_bytes
+        )
+        if reply.status != 200:
+            raise relayed_error(reply.status, reply.content, e.MANIFEST_UNKNOWN)
+        claimed = expected
+        if claimed is None:
+            header = reply.headers.get("docker-content-digest")
+            claimed = Digest.parse(header) if header else None
+        actual = Digest.of(reply.content, claimed.algorithm if claimed is not None else "sha256")
+        if claimed is not None and actual != claimed:
+            self.metrics.digest_mismatches += 1
+            raise e.RegistryError(MISMATCH, detail={"expected": str(claimed), "actual": str(actual)})
+        manifest = StoredManifest(actual, _media_type(reply.headers.get("content-type"), reply.content), reply.content)
+        now = self.clock()
+        await self.index.put_manifest(manifest, now)
+        await self.index.link(repo, actual, now)
+        return manifest

@@ -1,0 +1,55 @@
+"""Serve an edge node with hypercorn's trio worker: HTTP/1.1 only (as the primary), port 0 allowed, drained on
+SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from functools import partial
+from typing import Any, cast
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from edge.app import open_edge
+from edge.settings import EdgeSettings, parse_listen
+
+log = logging.getLogger("edge")
+
+
+def hypercorn_config(settings: EdgeSettings) -> HypercornConfig:
+    host, port = parse_listen(settings.listen)
+    config = HypercornConfig()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.alpn_protocols = ["http/1.1"]  # hypercorn's HTTP/2 on the trio worker crashed under load
+    config.h2_max_concurrent_streams = 1
+    config.keep_alive_timeout = settings.keep_alive_timeout
+    config.graceful_timeout = settings.graceful_timeout
+    config.accesslog = logging.getLogger("edge.access") if settings.access_log else None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+async def _wait_for_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s: draining connections", signal.Signals(signum).name)
+            return
+
+
+async def serve(settings: EdgeSettings, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the edge until SIGTERM/SIGINT (or cancellation). ``task_status`` receives the bound URLs."""
+    config = hypercorn_config(settings)
+    async with open_edge(settings) as app, trio.open_nursery() as server:
+        binds = await server.start(partial(hypercorn_serve, cast(Any, app), config, shutdown_trigger=_wait_for_signal))
+        for bind in binds:
+            log.info(
+                "edge listening on %s (upstream %s, cache %s, %d MiB)",
+                bind,
+                settings.upstream_url,
+                os.path.abspath(settings.cache_dir),
+                settings.cache_size_mib,
+            )
+        task_status.started(binds)

@@ -1,0 +1,120 @@
+"""Edge settings: a frozen dataclass with embedded defaults, read from a flat TOML file and command-line overrides.
+
+Unknown keys and values of the wrong type are errors at start (as in the primary's ``config`` package). The
+edge does not read environment variables for configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+from urllib.parse import urlsplit
+
+MIB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A configuration problem, naming the key and what is wrong."""
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    listen: str = "127.0.0.1:5001"
+    # The registry this edge caches (scheme://host[:port]); required.
+    upstream: str = ""
+    # Registry host names (as in image references, e.g. "registry.example.com") that containerd sends in
+    # ?ns= and that mean the upstream. The upstream URL's own host[:port] is always one of them.
+    upstream_names: tuple[str, ...] = ()
+    cache_dir: str = "./edge-cache"
+    cache_size_mib: int = 10240
+    # A tag is served without asking the upstream for this long after it was last confirmed...
+    tag_ttl: float = 60.0
+    # ...and, when the upstream is down, for this much longer (answered with X-Edge-Stale: true).
+    max_stale: float = 86400.0
+    connect_timeout: float = 5.0
+    # Blob bodies: the longest silence tolerated from the upstream while a fill runs.
+    read_timeout: float = 60.0
+    # Manifests, HEADs, tag lists: a hung upstream turns into a stale answer (or 503) after this long.
+    metadata_timeout: float = 10.0
+    # Manifests larger than this are not accepted from the upstream.
+    manifest_max_bytes: int = 4 * MIB
+    keep_alive_timeout: float = 5.0
+    graceful_timeout: float = 30.0
+    log_level: str = "info"
+    access_log: bool = False
+
+    @property
+    def cache_size_bytes(self) -> int:
+        return self.cache_size_mib * MIB
+
+    @property
+    def upstream_url(self) -> str:
+        return self.upstream.rstrip("/")
+
+    def names(self) -> frozenset[str]:
+        """Every ``ns`` value that means the upstream."""
+        return frozenset({urlsplit(self.upstream).netloc, *self.upstream_names})
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` → (host, port).
+
+    Raises:
+        SettingsError: malformed value or port out of range.
+    """
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SettingsError(f"listen: expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, str):
+        return value
+    if hint == tuple[str, ...] and isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise SettingsError(f"{key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _validate(settings: EdgeSettings) -> EdgeSettings:
+    parts = urlsplit(settings.upstream)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"upstream: expected http(s)://host[:port], got {settings.upstream!r}")
+    parse_listen(settings.listen)
+    if settings.cache_size_mib <= 0:
+        raise SettingsError("cache_size_mib: must be positive")
+    if settings.tag_ttl < 0 or settings.max_stale < 0:
+        raise SettingsError("tag_ttl and max_stale must not be negative")
+    return settings
+
+
+def load_settings(path: str | Path | None, overrides: dict[str, Any] | None = None) -> EdgeSettings:
+    """Defaults, overlaid by the TOML file at ``path`` (if any), overlaid by ``overrides`` (None values skipped).
+
+    Raises:
+        SettingsError: unknown key, wrong type, unreadable file or an invalid combination.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data.update(tomllib.loads(Path(path).read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    hints = get_type_hints(EdgeSettings)
+    known = {f.name for f in dataclasses.fields(EdgeSettings)}
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise SettingsError(f"unknown key {key} (known: {', '.join(sorted(known))})")
+        changes[key] = _coerce(key, hints[key], value)
+    return _validate(dataclasses.replace(EdgeSettings(), **changes))
