@@ -15,9 +15,12 @@ if [ "${1:-}" = "--test" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
-  # docker-registry ships a service on :5000, our default port: keep it off on systemd hosts.
+  # docker-registry ships a service on :5000, our default port: keep it off (the benchmarks start their own).
   if [ -d /run/systemd/system ]; then
     ${SUDO:-} systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  elif [[ " ${need[*]} " == *" docker-registry "* ]] && [ -x /etc/init.d/docker-registry ]; then
+    ${SUDO:-} /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
+    ${SUDO:-} update-rc.d docker-registry disable >/dev/null 2>&1 || true
   fi
 fi
 
