@@ -45,7 +45,7 @@ class AuthResult:
         return action in repository_actions(self.identity, repository, self.flags.get)
 
 
-def _basic(header: str) -> tuple[str, str] | None:
+def parse_basic(header: str) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(header.split(" ", 1)[1].strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, IndexError):
@@ -117,7 +117,7 @@ class Authorizer:
             return AuthResult(identity, claims.get("access", []))
         flags = await self.store.namespace_flags()
         if scheme == "basic":
-            pair = _basic(header)
+            pair = parse_basic(header)
             if pair is None:
                 raise self._unauthorized(ctx, req, scopes, message="malformed Basic credentials")
             denied = self._unauthorized(ctx, req, scopes, message="invalid username or password")

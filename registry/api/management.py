@@ -14,7 +14,7 @@ from typing import Any
 from quart import Blueprint, Response, request
 from quart_trio import QuartTrio
 
-from registry.api.auth import Authorizer, _basic
+from registry.api.auth import Authorizer, parse_basic
 from registry.api.openapi import OPENAPI
 from registry.iam.model import Binding, Identity
 from registry.iam.service import AuthFailure
@@ -64,7 +64,7 @@ def make_management(auth: Authorizer) -> Blueprint:
         source = request.remote_addr or ""
         identity: Identity | None = None
         if header.lower().startswith("basic "):
-            pair = _basic(header)
+            pair = parse_basic(header)
             if pair is not None:
                 try:
                     identity = await iam.authenticate(pair[0], pair[1], source)

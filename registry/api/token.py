@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from registry.api.auth import Authorizer, _basic
+from registry.api.auth import Authorizer, parse_basic
 from registry.api.context import ApiContext
 from registry.api.http import Request, Response
 from registry.iam.model import ANONYMOUS, Identity
@@ -67,7 +67,7 @@ async def token_get(ctx: ApiContext, req: Request, auth: Authorizer) -> Response
     header = req.header("authorization") or ""
     identity = ANONYMOUS
     if header.lower().startswith("basic "):
-        pair = _basic(header)
+        pair = parse_basic(header)
         if pair is None:
             raise _unauthorized("malformed Basic credentials")
         identity = await _login(auth, ctx, req, *pair)
