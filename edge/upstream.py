@@ -7,6 +7,7 @@ This module owns no cache state. Phase 1: the upstream runs without authenticati
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -52,11 +53,9 @@ class Reply:
 def relayed_error(status: int, content: bytes, default: e.ErrorCode) -> e.RegistryError:
     """The upstream's error answer as a RegistryError with the same status and (when it sent one) OCI code."""
     code, message = default.code, default.message
-    try:
+    with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):  # not an envelope: keep the default
         first = json.loads(content)["errors"][0]
         code, message = str(first["code"]), str(first.get("message") or message)
-    except (ValueError, KeyError, IndexError, TypeError):
-        pass
     known = _KNOWN_CODES.get((code, status))
     return e.RegistryError(known or e.ErrorCode(code, message, status), message)
 
