@@ -9,50 +9,48 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 _LISTENING = re.compile(r"registry listening on (https?://\S+)")
 
 
-class RegistryProcess:
-    """A ``registry serve`` child process. ``url`` is its base URL once :meth:`start` returned."""
+class ChildServer:
+    """A server child process on 127.0.0.1 port 0; ``url`` is parsed from its log line ``listening``."""
 
-    def __init__(self, data: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.data = data
-        self.args = list(args)
+    name = "server"
+
+    def __init__(self, log_path: Path, listening: re.Pattern[str], env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        self.listening = listening
         self.env = env or {}
-        self.log_path = data.parent / f"{data.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
-    def start(self, timeout: float = 20.0) -> RegistryProcess:
-        self.data.mkdir(parents=True, exist_ok=True)
+    def command(self) -> list[str]:
+        raise AssertionError("subclasses say what to run")
+
+    def start(self, timeout: float = 20.0) -> Self:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         start_at = log.tell()
-        cmd = [str(BIN / "registry"), "serve", "--listen", "127.0.0.1:0", "--data", str(self.data)]
-        if "--auth" not in self.args:
-            cmd += ["--auth", "none"]
         self.proc = subprocess.Popen(
-            cmd + self.args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
         )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.log_path.read_bytes()[start_at:].decode(errors="replace")
-            found = _LISTENING.search(text)
+            found = self.listening.search(text)
             if found:
                 self.url = found.group(1)
                 return self
             if self.proc.poll() is not None:
-                raise RuntimeError(f"registry exited with {self.proc.returncode}:\n{text}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{text}")
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"registry did not start in {timeout}s:\n{self.log_text()}")
-
-    def env_for_cli(self) -> dict[str, str]:
-        """The environment for CLI commands run against this server's data directory."""
-        return {**os.environ, **self.env}
+        raise RuntimeError(f"{self.name} did not start in {timeout}s:\n{self.log_text()}")
 
     @property
     def host(self) -> str:
@@ -86,8 +84,30 @@ class RegistryProcess:
                 self.proc.wait(10)
         return self.proc.returncode
 
-    def __enter__(self) -> RegistryProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class RegistryProcess(ChildServer):
+    """A ``registry serve`` child process (``--auth none`` unless ``--auth`` is given)."""
+
+    name = "registry"
+
+    def __init__(self, data: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        super().__init__(data.parent / f"{data.name}.log", _LISTENING, env)
+        self.data = data
+        self.args = list(args)
+
+    def command(self) -> list[str]:
+        self.data.mkdir(parents=True, exist_ok=True)
+        cmd = [str(BIN / "registry"), "serve", "--listen", "127.0.0.1:0", "--data", str(self.data)]
+        if "--auth" not in self.args:
+            cmd += ["--auth", "none"]
+        return cmd + self.args
+
+    def env_for_cli(self) -> dict[str, str]:
+        """The environment for CLI commands run against this server's data directory."""
+        return {**os.environ, **self.env}

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +18,9 @@ import oras.client  # type: ignore[import-untyped]
 import pytest
 
 from tests.api.conftest import CHEAP_ARGON2, admin
-from tests.e2e.clients import Skopeo, containers_env, requests_logged
+from tests.e2e.clients import Skopeo, requests_logged
 from tests.e2e.test_containerd import Containerd, containerd  # noqa: F401 (the module-scoped fixture)
-from tests.e2e.test_podman import Storage
+from tests.e2e.test_podman import Storage, private_storage
 from tests.imagebuild import BuiltImage
 from tests.serverproc import RegistryProcess
 
@@ -82,16 +80,8 @@ def pushed(skopeo: Skopeo, image: BuiltImage, auth_registry: AuthRegistry) -> st
 @pytest.fixture
 def storage(auth_registry: AuthRegistry) -> Iterator[Storage]:
     """containers-storage (vfs) and an auth file (REGISTRY_AUTH_FILE) of this test's own."""
-    base = Path(tempfile.mkdtemp(prefix="e2e-iam-", dir="/tmp"))  # podman: runroot path < 50 characters
-    try:
-        env = containers_env(base / "conf", insecure_hosts=[auth_registry.host])
-        (base / "conf" / "storage.conf").write_text(
-            f'[storage]\ndriver = "vfs"\ngraphroot = "{base / "root"}"\nrunroot = "{base / "runroot"}"\n'
-        )
-        env["CONTAINERS_STORAGE_CONF"] = str(base / "conf" / "storage.conf")
-        yield Storage(base=base, env=env)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with private_storage(auth_registry.host, prefix="e2e-iam-") as store:
+        yield store
 
 
 def refused(output: str) -> bool:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,12 +51,13 @@ class Storage:
         return run([need("buildah"), *self.flags(), *args], env=self.env, ok=ok)
 
 
-@pytest.fixture
-def storage(shared_registry: RegistryProcess) -> Iterator[Storage]:
+@contextmanager
+def private_storage(registry_host: str, prefix: str = "e2e-containers-") -> Iterator[Storage]:
+    """vfs containers-storage and tool config of one test's own, trusting ``registry_host`` over plain HTTP."""
     # Short and under /tmp: podman refuses a runroot longer than 50 characters.
-    base = Path(tempfile.mkdtemp(prefix="e2e-containers-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     try:
-        env = containers_env(base / "conf", insecure_hosts=[shared_registry.host])
+        env = containers_env(base / "conf", insecure_hosts=[registry_host])
         (base / "conf" / "storage.conf").write_text(
             f'[storage]\ndriver = "vfs"\ngraphroot = "{base / "root"}"\nrunroot = "{base / "runroot"}"\n'
         )
@@ -63,6 +65,12 @@ def storage(shared_registry: RegistryProcess) -> Iterator[Storage]:
         yield Storage(base=base, env=env)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def storage(shared_registry: RegistryProcess) -> Iterator[Storage]:
+    with private_storage(shared_registry.host) as store:
+        yield store
 
 
 def inspect_local(storage: Storage, ref: str) -> dict[str, Any]:
