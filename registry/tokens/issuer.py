@@ -15,16 +15,11 @@ from typing import Any
 import jwt
 
 from registry.oci.scope import Scope, access_claims
-from registry.tokens.keys import ALGORITHM, KeyRing, SigningKey
+from registry.oci.tokens import ALGORITHM, REFRESH_TOKEN_USE, refresh_audience
+from registry.tokens.keys import KeyRing, SigningKey
 
 MIN_LIFETIME = 60
-REFRESH_TOKEN_USE = "refresh"  # noqa: S105 (a claim value, not a secret)
 RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "access", "token_use"})
-
-
-def refresh_audience(service: str) -> str:
-    """The audience of refresh tokens, distinct from access tokens' so neither can stand in for the other."""
-    return f"{service}#refresh"
 
 
 @dataclass(frozen=True)

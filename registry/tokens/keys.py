@@ -20,7 +20,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-ALGORITHM = "ES256"
+from registry.oci.tokens import ALGORITHM
+
 _COORD_BYTES = 32  # P-256
 
 
