@@ -16,6 +16,7 @@ import trio
 
 from edge.api.context import EdgeContext
 from edge.api.routes import EdgeAsgi
+from edge.authz import EdgeAuthorizer
 from edge.blobcache import open_blob_cache
 from edge.blobs import EdgeBlobs
 from edge.freshness import FreshnessPolicy
@@ -53,7 +54,8 @@ async def open_edge(
                     clock=clock,
                     max_bytes=settings.manifest_max_bytes,
                 )
-                ctx = EdgeContext(settings, blobs, manifests, upstream, cache, metrics, settings.names())
+                authz = EdgeAuthorizer(settings, upstream)
+                ctx = EdgeContext(settings, blobs, manifests, upstream, cache, metrics, settings.names(), authz)
                 yield EdgeAsgi(ctx)
                 nursery.cancel_scope.cancel()
         finally:

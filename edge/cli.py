@@ -9,7 +9,7 @@ import sys
 import trio
 
 from edge.containerd import hosts_toml
-from edge.settings import EdgeSettings, SettingsError, load_settings
+from edge.settings import AUTH_MODES, EdgeSettings, SettingsError, load_settings, read_secret
 
 
 def _settings(args: argparse.Namespace) -> EdgeSettings:
@@ -23,6 +23,12 @@ def _settings(args: argparse.Namespace) -> EdgeSettings:
         "max_stale": args.max_stale,
         "access_log": True if args.access_log else None,
         "log_level": args.log_level,
+        "auth_mode": args.auth_mode,
+        "token_realm": args.token_realm,
+        "identity_username": args.identity_username,
+        "identity_password_file": args.identity_password_file,
+        "client_header_name": args.client_header_name,
+        "client_header_value_file": args.client_header_value_file,
     }
     return load_settings(args.config, overrides)
 
@@ -48,7 +54,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_containerd_config(args: argparse.Namespace) -> int:
     upstream = args.upstream or f"https://{args.registry_host}"
-    print(hosts_toml(upstream, args.edge_url.rstrip("/"), args.dial_timeout), end="")
+    header: tuple[str, str] | None = None
+    if bool(args.client_header_name) != bool(args.client_header_value_file):
+        print("edge: --client-header-name and --client-header-value-file go together", file=sys.stderr)
+        return 2
+    if args.client_header_name:
+        header = (args.client_header_name, read_secret(args.client_header_value_file))
+    print(hosts_toml(upstream, args.edge_url.rstrip("/"), args.dial_timeout, header), end="")
     return 0
 
 
@@ -75,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument("--log-level", help="debug, info (default), warning, error")
+    serve.add_argument("--auth-mode", choices=AUTH_MODES, help="client authentication (default none)")
+    serve.add_argument("--token-realm", help="the token URL clients are sent to (default: the upstream's realm)")
+    serve.add_argument("--identity-username", help="the edge's own upstream account (identity mode)")
+    serve.add_argument("--identity-password-file", help="file holding that account's password")
+    serve.add_argument("--client-header-name", help="a header every client must send")
+    serve.add_argument("--client-header-value-file", help="file holding that header's value")
     serve.set_defaults(func=cmd_serve)
 
     ctd = sub.add_parser("containerd-config", help="print hosts.toml for /etc/containerd/certs.d/<host>/hosts.toml")
@@ -82,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     ctd.add_argument("--edge-url", required=True, help="the edge node's URL, scheme://host:port")
     ctd.add_argument("--upstream", help="the registry's URL (default https://<registry-host>)")
     ctd.add_argument("--dial-timeout", default="2s", help="mirror connect timeout (containerd >= 2.1; default 2s)")
+    ctd.add_argument("--client-header-name", help="a header containerd sends to the edge (the edge requires it)")
+    ctd.add_argument("--client-header-value-file", help="file holding that header's value")
     ctd.set_defaults(func=cmd_containerd_config)
     return parser
 

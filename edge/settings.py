@@ -14,6 +14,9 @@ from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
 MIB = 1024 * 1024
+AUTH_MODES = ("none", "passthrough", "identity")
+DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+DOCKER_HUB_API = "https://registry-1.docker.io"
 
 
 class SettingsError(ValueError):
@@ -45,6 +48,25 @@ class EdgeSettings:
     graceful_timeout: float = 30.0
     log_level: str = "info"
     access_log: bool = False
+    # Client authentication (docs/edge.md "Authentication"): "none" (an open upstream, every client served),
+    # "passthrough" (clients present the primary's Bearer token or Basic credentials; authorized per request)
+    # or "identity" (the edge's own service account decides what unauthenticated clients may pull).
+    auth_mode: str = "none"
+    # The token service clients are sent to and tokens are checked against. Empty: learned from the upstream's
+    # challenge on GET /v2/ (realm, service); the issuer defaults to the service (the primary's default).
+    token_realm: str = ""
+    token_service: str = ""
+    token_issuer: str = ""
+    # The edge's own credential for the upstream (identity mode; any mode may use it for its upstream requests).
+    identity_username: str = ""
+    identity_password_file: str = ""
+    # How long an authorization decision (Basic exchange, identity grant) is reused.
+    auth_cache_ttl: float = 30.0
+    # The JWKS is refetched for an unknown key id at most this often.
+    jwks_min_refresh: float = 10.0
+    # Optional static header every client must send (identity mode: carried by the generated hosts.toml).
+    client_header_name: str = ""
+    client_header_value_file: str = ""
 
     @property
     def cache_size_bytes(self) -> int:
@@ -52,11 +74,19 @@ class EdgeSettings:
 
     @property
     def upstream_url(self) -> str:
+        """The upstream's base URL; Docker Hub's names mean its registry API host."""
+        if self.docker_hub:
+            return DOCKER_HUB_API
         return self.upstream.rstrip("/")
+
+    @property
+    def docker_hub(self) -> bool:
+        return urlsplit(self.upstream).hostname in DOCKER_HUB_HOSTS
 
     def names(self) -> frozenset[str]:
         """Every ``ns`` value that means the upstream."""
-        return frozenset({urlsplit(self.upstream).netloc, *self.upstream_names})
+        hub = {"docker.io"} if self.docker_hub else set()
+        return frozenset({urlsplit(self.upstream).netloc, *self.upstream_names, *hub})
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -94,7 +124,24 @@ def _validate(settings: EdgeSettings) -> EdgeSettings:
         raise SettingsError("cache_size_mib: must be positive")
     if settings.tag_ttl < 0 or settings.max_stale < 0:
         raise SettingsError("tag_ttl and max_stale must not be negative")
+    if settings.auth_mode not in AUTH_MODES:
+        raise SettingsError(f"auth_mode: expected one of {', '.join(AUTH_MODES)}, got {settings.auth_mode!r}")
+    if bool(settings.identity_username) != bool(settings.identity_password_file):
+        raise SettingsError("identity_username and identity_password_file must be set together")
+    if settings.auth_mode == "identity" and not settings.identity_username:
+        raise SettingsError("auth_mode identity needs identity_username and identity_password_file")
+    if bool(settings.client_header_name) != bool(settings.client_header_value_file):
+        raise SettingsError("client_header_name and client_header_value_file must be set together")
+    for key in ("identity_password_file", "client_header_value_file"):
+        path = getattr(settings, key)
+        if path and not Path(path).is_file():
+            raise SettingsError(f"{key}: {path} is not a readable file")
     return settings
+
+
+def read_secret(path: str) -> str:
+    """A secret from a ``*_file`` setting: the file's text without surrounding whitespace ("" if unset)."""
+    return Path(path).read_text().strip() if path else ""
 
 
 def load_settings(path: str | Path | None, overrides: dict[str, Any] | None = None) -> EdgeSettings:

@@ -2,14 +2,22 @@
 
 Transport errors, timeouts, 429 and 5xx become :class:`UpstreamUnavailable` (the edge may then serve stale);
 other error answers become a :class:`~registry.oci.errors.RegistryError` with the upstream's code and status.
-This module owns no cache state. Phase 1: the upstream runs without authentication.
+This module owns no cache state.
+
+Authentication (``edge.upstreamauth``): the edge's own requests go through the Bearer challenge flow, anonymous
+or with the configured identity credential. In passthrough mode a request made on behalf of a client carries
+that client's authorization instead: the route sets :data:`CLIENT_AUTHORIZATION` (a context variable) before it
+calls the services, and every upstream request made in that task — and in the fills it starts, which inherit
+the context — sends it. Docker Hub: single-component repository names get ``library/``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,7 +26,8 @@ from typing import Any
 import httpx
 
 from edge.metrics import EdgeMetrics
-from edge.settings import EdgeSettings
+from edge.settings import EdgeSettings, read_secret
+from edge.upstreamauth import BearerChallengeAuth, TokenFetcher, TokenUnavailable
 from registry.oci import errors as e
 from registry.oci import mediatypes as mt
 
@@ -27,6 +36,8 @@ log = logging.getLogger("edge.upstream")
 MANIFEST_ACCEPT = ", ".join(
     [mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST_LIST, mt.DOCKER_MANIFEST, mt.DOCKER_SCHEMA1_SIGNED]
 )
+CLIENT_AUTHORIZATION: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_authorization", default=None)
+_SINGLE_COMPONENT = re.compile(r"^/v2/(?P<name>[^/]+)/(?P<rest>(?:manifests|blobs|tags|referrers)/.*)$")
 _KNOWN_CODES = {(v.code, v.status): v for v in vars(e).values() if isinstance(v, e.ErrorCode)}
 
 
@@ -60,13 +71,35 @@ def relayed_error(status: int, content: bytes, default: e.ErrorCode) -> e.Regist
     return e.RegistryError(known or e.ErrorCode(code, message, status), message)
 
 
+def docker_hub_path(path: str) -> str:
+    """``/v2/alpine/…`` → ``/v2/library/alpine/…`` (Docker Hub's official images); other paths unchanged."""
+    found = _SINGLE_COMPONENT.match(path)
+    return f"/v2/library/{found.group('name')}/{found.group('rest')}" if found else path
+
+
 class Upstream:
     """The upstream registry at ``base_url``. Open with :func:`open_upstream`."""
 
-    def __init__(self, client: httpx.AsyncClient, metrics: EdgeMetrics, metadata_timeout: httpx.Timeout) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        metrics: EdgeMetrics,
+        metadata_timeout: httpx.Timeout,
+        auth: BearerChallengeAuth | None = None,
+        docker_hub: bool = False,
+    ) -> None:
         self.client = client
         self.metrics = metrics
         self.metadata_timeout = metadata_timeout
+        self.auth = auth
+        self.docker_hub = docker_hub
+
+    def _prepare(self, path: str, headers: dict[str, str] | None) -> tuple[str, dict[str, str]]:
+        merged = dict(headers or {})
+        client_auth = CLIENT_AUTHORIZATION.get()
+        if client_auth:
+            merged["Authorization"] = client_auth
+        return (docker_hub_path(path) if self.docker_hub else path), merged
 
     def _check(self, response: httpx.Response) -> httpx.Response:
         if is_unavailable_status(response.status_code):
@@ -82,6 +115,7 @@ class Upstream:
             UpstreamUnavailable: transport error, timeout, 429, 5xx, or a body over ``max_bytes``.
         """
         self.metrics.upstream_requests += 1
+        path, headers = self._prepare(path, headers)
         try:
             async with self.client.stream(method, path, headers=headers, timeout=self.metadata_timeout) as response:
                 self._check(response)
@@ -94,6 +128,8 @@ class Upstream:
                 return Reply(response.status_code, response.headers, bytes(body))
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(f"{type(exc).__name__}: {exc}") from None
+        except TokenUnavailable as exc:
+            raise UpstreamUnavailable(str(exc)) from None
 
     @asynccontextmanager
     async def stream(self, path: str, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:
@@ -104,14 +140,19 @@ class Upstream:
                 body inside the ``async with``), 429, 5xx.
         """
         self.metrics.upstream_requests += 1
+        path, headers = self._prepare(path, headers)
         try:
             async with self.client.stream("GET", path, headers=headers) as response:
                 yield self._check(response)
         except httpx.TransportError as exc:
             raise UpstreamUnavailable(f"{type(exc).__name__}: {exc}") from None
+        except TokenUnavailable as exc:
+            raise UpstreamUnavailable(str(exc)) from None
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self.auth is not None:
+            await self.auth.fetcher.aclose()
 
 
 @asynccontextmanager
@@ -119,11 +160,17 @@ async def open_upstream(settings: EdgeSettings, metrics: EdgeMetrics, **client_a
     """An :class:`Upstream` for ``settings.upstream``; ``client_args`` go to ``httpx.AsyncClient`` (tests pass
     ``transport=httpx.MockTransport(...)``)."""
     timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
+    metadata_timeout = httpx.Timeout(settings.metadata_timeout, connect=settings.connect_timeout)
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=32)
+    credentials = None
+    if settings.identity_username:
+        credentials = (settings.identity_username, read_secret(settings.identity_password_file))
+    fetcher = TokenFetcher(httpx.AsyncClient(timeout=metadata_timeout, follow_redirects=True, **client_args))
+    auth = BearerChallengeAuth(fetcher, credentials)
     client = httpx.AsyncClient(
-        base_url=settings.upstream_url, timeout=timeout, limits=limits, follow_redirects=True, **client_args
+        base_url=settings.upstream_url, timeout=timeout, limits=limits, follow_redirects=True, auth=auth, **client_args
     )
-    upstream = Upstream(client, metrics, httpx.Timeout(settings.metadata_timeout, connect=settings.connect_timeout))
+    upstream = Upstream(client, metrics, metadata_timeout, auth, settings.docker_hub)
     try:
         yield upstream
     finally:

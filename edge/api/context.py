@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge.authz import EdgeAuthorizer
 from edge.blobcache import DiskBlobCache
 from edge.blobs import EdgeBlobs
 from edge.manifestcache import ManifestCache
@@ -21,3 +22,4 @@ class EdgeContext:
     cache: DiskBlobCache
     metrics: EdgeMetrics
     names: frozenset[str]  # ``ns`` values that mean the upstream
+    authz: EdgeAuthorizer | None = None  # None: every client is served (tests of the caching layers)

@@ -18,6 +18,7 @@ from edge.api import blobs, listing, manifests
 from edge.api.context import EdgeContext
 from edge.fill import FillFailed
 from edge.http import ClientDisconnected, Receive, Request, Response, Scope, Send, send_response
+from edge.upstream import CLIENT_AUTHORIZATION
 from registry.oci import errors as e
 
 log = logging.getLogger("edge.api")
@@ -118,7 +119,19 @@ class EdgeAsgi:
             self.ctx.metrics.unknown_ns += 1
             raise e.RegistryError(e.NAME_UNKNOWN, f"this edge does not mirror {ns[:200]!r}")
         handler, req.params = match(req.path)
-        return await handler(self.ctx, req)
+        if self.ctx.authz is None:
+            return await handler(self.ctx, req)
+        header_name = self.ctx.settings.client_header_name.lower()
+        client_header = req.header(header_name) if header_name else None
+        # Every request is decided, cache hits included (edge.authz); upstream requests made for it (and the
+        # fills it starts, which copy this context) carry the client's authorization.
+        repo = req.params.get("name")
+        upstream_auth = await self.ctx.authz.authorize(req.header("authorization"), client_header, repo)
+        reset = CLIENT_AUTHORIZATION.set(upstream_auth)
+        try:
+            return await handler(self.ctx, req)
+        finally:
+            CLIENT_AUTHORIZATION.reset(reset)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -92,3 +92,19 @@ def challenge(realm: str, service: str, scopes: Iterable[Scope], error: str | No
     if error:
         parts.append(f'error="{error}"')
     return "Bearer " + ",".join(parts)
+
+
+_CHALLENGE_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
+
+
+def parse_challenge(value: str) -> tuple[str, dict[str, str]]:
+    """``WWW-Authenticate`` value → (scheme in lower case, auth-params); ("", {}) when empty.
+
+    Only the first challenge of the header is read (registries send one).
+    """
+    scheme, _, rest = value.strip().partition(" ")
+    params: dict[str, str] = {}
+    for match in _CHALLENGE_PARAM.finditer(rest):
+        quoted, token = match.group(2), match.group(3)
+        params[match.group(1).lower()] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else token
+    return scheme.lower(), params

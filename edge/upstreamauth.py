@@ -1,0 +1,143 @@
+"""Authenticating to the upstream: the Docker token flow as an ``httpx.Auth``, and token fetching.
+
+* :class:`TokenFetcher` asks a token service (``realm``) for a token: ``GET realm?service=…&scope=…``, anonymous
+  or with Basic credentials. It has its own small client, so the flow never re-enters the upstream client.
+* :class:`BearerChallengeAuth` sends a request; on ``401`` with a ``Bearer`` challenge it fetches a token for
+  the challenged ``realm``/``service``/``scope`` (with the configured credentials, or anonymously) and retries
+  once. Tokens are cached per scope until shortly before they expire, and sent pre-emptively next time.
+  A request that already carries ``Authorization`` (a client's own, in passthrough mode) is sent as it is.
+* Redirects (blob storage) are followed by httpx inside this flow; httpx drops ``Authorization`` when a redirect
+  leaves the origin, so a token never reaches a third-party host.
+
+Secrets (the password, tokens) are never logged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator, Generator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import trio
+
+from registry.oci import errors as e
+from registry.oci.scope import parse_challenge
+
+EXPIRY_MARGIN = 10.0  # a cached token is not used in its last seconds
+DEFAULT_EXPIRES_IN = 60  # the token spec's default when ``expires_in`` is missing
+_REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
+
+
+class TokenUnavailable(e.RegistryError):
+    """The token service could not answer (transport error, timeout, 429, 5xx)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(e.UNAVAILABLE, f"token service unavailable: {reason}")
+
+
+class TokenRefused(Exception):
+    """The token service refused the credentials (401/403) or answered something that is not a token."""
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: float  # trio clock
+
+
+def pull_scope_for_path(path: str) -> str | None:
+    """``repository:<name>:pull`` for a pull route's path, else None."""
+    found = _REPO_PATH.match(path)
+    return f"repository:{found.group('name')}:pull" if found else None
+
+
+class TokenFetcher:
+    """Fetches tokens from a token service. Raises :class:`TokenUnavailable` / :class:`TokenRefused`."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def fetch(
+        self, realm: str, service: str, scope: str | None, credentials: tuple[str, str] | None
+    ) -> IssuedToken:
+        params = {"service": service}
+        if scope:
+            params["scope"] = scope
+        auth = httpx.BasicAuth(*credentials) if credentials is not None else None
+        try:
+            response = await self.client.get(realm, params=params, auth=auth)
+        except httpx.HTTPError as exc:
+            raise TokenUnavailable(type(exc).__name__) from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TokenUnavailable(f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise TokenRefused(f"HTTP {response.status_code}")
+        try:
+            doc: dict[str, Any] = response.json()
+            token = doc.get("token") or doc.get("access_token")
+            expires_in = doc.get("expires_in") or DEFAULT_EXPIRES_IN
+        except (ValueError, AttributeError):
+            raise TokenRefused("the token service did not answer JSON") from None
+        if not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
+            raise TokenRefused("the token service's answer has no token")
+        return IssuedToken(token, trio.current_time() + float(expires_in))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class BearerChallengeAuth(httpx.Auth):
+    """The upstream's token flow for the edge's own requests (anonymous or ``credentials``)."""
+
+    def __init__(self, fetcher: TokenFetcher, credentials: tuple[str, str] | None) -> None:
+        self.fetcher = fetcher
+        self.credentials = credentials
+        self.tokens: dict[str, IssuedToken] = {}
+        self.service = ""  # the last challenge's service and realm (what the edge's own clients are sent to)
+        self.realm = ""
+
+    def cached(self, scope: str) -> str | None:
+        issued = self.tokens.get(scope)
+        if issued is None or issued.expires_at - EXPIRY_MARGIN <= trio.current_time():
+            self.tokens.pop(scope, None)
+            return None
+        return issued.token
+
+    async def token_for(self, realm: str, service: str, scope: str) -> str:
+        """A token for ``scope`` with this auth's credentials (cached). Raises TokenUnavailable/TokenRefused."""
+        token = self.cached(scope)
+        if token is None:
+            issued = await self.fetcher.fetch(realm, service, scope, self.credentials)
+            self.tokens[scope] = issued
+            token = issued.token
+        return token
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError("BearerChallengeAuth works with httpx.AsyncClient only")
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if "authorization" in request.headers:  # a client's own credential (passthrough): not ours to replace
+            yield request
+            return
+        key = pull_scope_for_path(request.url.path)
+        token = self.cached(key) if key else None
+        if token is not None:
+            request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        scheme, params = parse_challenge(response.headers.get("www-authenticate", ""))
+        if response.status_code != 401 or scheme != "bearer" or not params.get("realm"):
+            return
+        self.realm, self.service = params["realm"], params.get("service", "")
+        scope = params.get("scope") or key or ""
+        if token is not None:  # the cached token was not good enough
+            self.tokens.pop(scope, None)
+        try:
+            token = await self.token_for(self.realm, self.service, scope)
+        except TokenRefused:
+            return  # the 401 stands
+        if key and key != scope:
+            self.tokens[key] = self.tokens[scope]
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
