@@ -43,6 +43,7 @@ from registry.oci.tokens import TokenError, public_keys_from_jwks, verify_access
 log = logging.getLogger("edge.authz")
 
 JWKS_PATH = "/token/jwks.json"
+MAX_DECISIONS = 10000  # past this, expired decisions are dropped (then all, if that is not enough)
 
 
 class JwksKeys:
@@ -94,6 +95,16 @@ class Decision:
     authorization: str | None  # sent upstream on the client's behalf
     decided_at: float  # trio clock
     until: float  # trio clock: reuse before this
+
+
+def _remember(decisions: dict[str, Decision], key: str, decision: Decision, horizon: float) -> None:
+    """Store ``decision``; keep the table bounded (entries older than ``horizon`` go first)."""
+    if len(decisions) >= MAX_DECISIONS:
+        for old in [k for k, d in decisions.items() if d.until < horizon]:
+            del decisions[old]
+        if len(decisions) >= MAX_DECISIONS:
+            decisions.clear()
+    decisions[key] = decision
 
 
 def _hash_key(*parts: str) -> str:
@@ -218,7 +229,7 @@ class EdgeAuthorizer:
                 raise self._challenge(repo, message="invalid username or password") from None
             until = min(now + self.settings.auth_cache_ttl, expires_at - EXPIRY_MARGIN)
             decision = Decision(allowed, f"Bearer {token}", now, until)
-            self.decisions[key] = decision
+            _remember(self.decisions, key, decision, now - self.settings.max_stale)
         if decision.allowed:
             return decision.authorization
         if not authorization:
@@ -243,9 +254,9 @@ class EdgeAuthorizer:
                     raise e.RegistryError(e.UNAVAILABLE, "the edge cannot reach the upstream's token service") from None
             else:
                 decision = Decision(allowed, None, now, now + self.settings.auth_cache_ttl)
-                self.decisions[key] = decision
+                _remember(self.decisions, key, decision, now - self.settings.max_stale)
                 if allowed and self.upstream.auth is not None:  # the edge's own upstream requests reuse it
-                    self.upstream.auth.tokens[self._scope(repo)] = IssuedToken(token, expires_at)
+                    self.upstream.auth.remember(self._scope(repo), IssuedToken(token, expires_at))
         if not decision.allowed:
             raise e.RegistryError(e.DENIED, f"this edge may not serve {repo}")
 

@@ -25,6 +25,7 @@ import trio
 from registry.oci import errors as e
 from registry.oci.scope import parse_challenge
 
+MAX_TOKENS = 10000  # cached scopes; past this, expired tokens are dropped (then all)
 EXPIRY_MARGIN = 10.0  # a cached token is not used in its last seconds
 DEFAULT_EXPIRES_IN = 60  # the token spec's default when ``expires_in`` is missing
 _REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
@@ -110,9 +111,18 @@ class BearerChallengeAuth(httpx.Auth):
         token = self.cached(scope)
         if token is None:
             issued = await self.fetcher.fetch(realm, service, scope, self.credentials)
-            self.tokens[scope] = issued
+            self.remember(scope, issued)
             token = issued.token
         return token
+
+    def remember(self, scope: str, issued: IssuedToken) -> None:
+        if len(self.tokens) >= MAX_TOKENS:
+            now = trio.current_time()
+            for old in [k for k, t in self.tokens.items() if t.expires_at <= now]:
+                del self.tokens[old]
+            if len(self.tokens) >= MAX_TOKENS:
+                self.tokens.clear()
+        self.tokens[scope] = issued
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError("BearerChallengeAuth works with httpx.AsyncClient only")
@@ -137,7 +147,7 @@ class BearerChallengeAuth(httpx.Auth):
             token = await self.token_for(self.realm, self.service, scope)
         except TokenRefused:
             return  # the 401 stands
-        if key and key != scope:
-            self.tokens[key] = self.tokens[scope]
+        if key and key != scope and scope in self.tokens:
+            self.remember(key, self.tokens[scope])
         request.headers["Authorization"] = f"Bearer {token}"
         yield request

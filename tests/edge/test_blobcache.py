@@ -1,4 +1,5 @@
-"""The diskcache adapter: file values adopted by rename, pickles refused, size limit and LRU eviction."""
+"""The diskcache adapter: file values adopted by rename, pickles refused, size limit and LRU eviction.
+Auth mode: not involved (the cache adapter alone)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """containerd (``ctr``) pulling through an edge with the hosts.toml that ``edge containerd-config`` prints, and
-pulling again from the edge alone once the primary is stopped."""
+pulling again from the edge alone once the primary is stopped.
+Auth mode of every test here: none (an open primary, ``--auth none``)."""
 
 from __future__ import annotations
 

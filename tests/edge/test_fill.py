@@ -1,5 +1,6 @@
 """Single-flight fills in process, against a fake upstream: one upstream GET for concurrent misses, bytes flowing
-before the fill ends, fills surviving their client, held-back last bytes on a digest mismatch, ranges, scoping."""
+before the fill ends, fills surviving their client, held-back last bytes on a digest mismatch, ranges, scoping.
+Auth mode: none (a fake open upstream; the authorizer is not wired)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Manifest caching in process with a fake clock: immutable by digest, tag TTL and revalidation, stale serving."""
+"""Manifest caching in process with a fake clock: immutable by digest, tag TTL and revalidation, stale serving.
+Auth mode: none (a fake open upstream; the authorizer is not wired)."""
 
 from __future__ import annotations
 

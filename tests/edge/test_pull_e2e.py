@@ -1,5 +1,6 @@
 """A real edge process in front of a real primary (directly or through a fault-injecting proxy), driven by curl
-and httpx: coalescing, corruption, eviction, repository scoping, ``ns`` mapping and stale tags."""
+and httpx: coalescing, corruption, eviction, repository scoping, ``ns`` mapping and stale tags.
+Auth mode of every test here: none (an open primary, ``--auth none``)."""
 
 from __future__ import annotations
 

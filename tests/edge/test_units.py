@@ -1,4 +1,5 @@
-"""Pure parts of the edge: freshness decisions, settings, containerd's hosts.toml, single-flight."""
+"""Pure parts of the edge: freshness decisions, settings, containerd's hosts.toml, single-flight.
+Auth mode: not involved (pure functions), except where a test names one."""
 
 from __future__ import annotations
 
