@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,7 +113,7 @@ def _hash_key(*parts: str) -> str:
 class EdgeAuthorizer:
     """Decides every /v2 request; see the module docstring."""
 
-    def __init__(self, settings: EdgeSettings, upstream: Upstream, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: EdgeSettings, upstream: Upstream) -> None:
         self.settings = settings
         self.upstream = upstream
         self.mode = settings.auth_mode
