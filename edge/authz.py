@@ -26,6 +26,8 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,7 @@ from registry.oci.tokens import TokenError, public_keys_from_jwks, verify_access
 log = logging.getLogger("edge.authz")
 
 JWKS_PATH = "/token/jwks.json"
+RETRY_AFTER = 5.0  # identity mode: after a failed ask, the stale decision is reused this long without asking
 MAX_DECISIONS = 10000  # past this, expired decisions are dropped (then all, if that is not enough)
 
 
@@ -106,6 +109,31 @@ def _remember(decisions: dict[str, Decision], key: str, decision: Decision, hori
     decisions[key] = decision
 
 
+class KeyedLocks:
+    """One ``trio.Lock`` per key while anyone holds or waits for it: concurrent cold requests for the same
+    decision make one token exchange, the others reuse its result."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[trio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (trio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 def _hash_key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
@@ -122,6 +150,7 @@ class EdgeAuthorizer:
         self.realm = settings.token_realm
         self.service = settings.token_service
         self.decisions: dict[str, Decision] = {}
+        self.locks = KeyedLocks()
         self.header_value = read_secret(settings.client_header_value_file)
         self.credentials: tuple[str, str] | None = None
         if settings.identity_username:
@@ -212,52 +241,72 @@ class EdgeAuthorizer:
         allowed = repo is None or "pull" in allowed_actions(claims.get("access"), "repository", self._name(repo))
         return allowed, issued.token, issued.expires_at
 
+    def _current(self, key: str) -> Decision | None:
+        decision = self.decisions.get(key)
+        return decision if decision is not None and decision.until > trio.current_time() else None
+
     async def _exchange(self, authorization: str, repo: str | None) -> str | None:
         key = _hash_key("passthrough", authorization, self._scope(repo))
-        now = trio.current_time()
-        decision = self.decisions.get(key)
-        if decision is None or decision.until <= now:
-            credentials = None
-            if authorization:
-                credentials = _basic_pair(authorization)
-                if credentials is None:
-                    raise self._challenge(repo, message="malformed Basic credentials")
-            try:
-                allowed, token, expires_at = await self._grant(credentials, repo)
-            except TokenRefused:
-                raise self._challenge(repo, message="invalid username or password") from None
-            until = min(now + self.settings.auth_cache_ttl, expires_at - EXPIRY_MARGIN)
-            decision = Decision(allowed, f"Bearer {token}", now, until)
-            _remember(self.decisions, key, decision, now - self.settings.max_stale)
+        decision = self._current(key)
+        if decision is None:
+            async with self.locks.hold(key):
+                decision = self._current(key) or await self._exchange_now(key, authorization, repo)
         if decision.allowed:
             return decision.authorization
         if not authorization:
             raise self._challenge(repo)
         raise e.RegistryError(e.DENIED, f"requested access to {repo} is denied")
 
+    async def _exchange_now(self, key: str, authorization: str, repo: str | None) -> Decision:
+        credentials = None
+        if authorization:
+            credentials = _basic_pair(authorization)
+            if credentials is None:
+                raise self._challenge(repo, message="malformed Basic credentials")
+        try:
+            allowed, token, expires_at = await self._grant(credentials, repo)
+        except TokenRefused:
+            raise self._challenge(repo, message="invalid username or password") from None
+        now = trio.current_time()
+        until = min(now + self.settings.auth_cache_ttl, expires_at - EXPIRY_MARGIN)
+        decision = Decision(allowed, f"Bearer {token}", now, until)
+        _remember(self.decisions, key, decision, now - self.settings.max_stale)
+        return decision
+
     async def _identity(self, repo: str) -> None:
         key = _hash_key("identity", self._scope(repo))
-        now = trio.current_time()
-        decision = self.decisions.get(key)
-        if decision is None or decision.until <= now:
-            try:
-                await self._discover()
-                allowed, token, expires_at = await self._grant(self.credentials, repo)
-            except TokenRefused:
-                self.decisions.clear()
-                log.error("the token service refused the edge identity %s", self.settings.identity_username)
-                raise e.RegistryError(e.UNAVAILABLE, "the edge's identity was refused by the upstream") from None
-            except (TokenUnavailable, e.RegistryError) as exc:
-                if decision is None or now - decision.until > self.settings.max_stale:
-                    log.warning("no authorization decision for %s: %s", repo, exc)
-                    raise e.RegistryError(e.UNAVAILABLE, "the edge cannot reach the upstream's token service") from None
-            else:
-                decision = Decision(allowed, None, now, now + self.settings.auth_cache_ttl)
-                _remember(self.decisions, key, decision, now - self.settings.max_stale)
-                if allowed and self.upstream.auth is not None:  # the edge's own upstream requests reuse it
-                    self.upstream.auth.remember(self._scope(repo), IssuedToken(token, expires_at))
+        decision = self._current(key)
+        if decision is None:
+            async with self.locks.hold(key):
+                decision = self._current(key) or await self._identity_now(key, repo)
         if not decision.allowed:
             raise e.RegistryError(e.DENIED, f"this edge may not serve {repo}")
+
+    async def _identity_now(self, key: str, repo: str) -> Decision:
+        """Ask the token service; when it cannot answer, the last decision stands until it is ``max_stale``
+        past its TTL (asked again at most every ``RETRY_AFTER`` seconds meanwhile)."""
+        last = self.decisions.get(key)
+        try:
+            await self._discover()
+            allowed, token, expires_at = await self._grant(self.credentials, repo)
+        except TokenRefused:
+            self.decisions.clear()
+            log.error("the token service refused the edge identity %s", self.settings.identity_username)
+            raise e.RegistryError(e.UNAVAILABLE, "the edge's identity was refused by the upstream") from None
+        except (TokenUnavailable, e.RegistryError) as exc:
+            now = trio.current_time()
+            if last is None or now - last.decided_at > self.settings.auth_cache_ttl + self.settings.max_stale:
+                log.warning("no authorization decision for %s: %s", repo, exc)
+                raise e.RegistryError(e.UNAVAILABLE, "the edge cannot reach the upstream's token service") from None
+            stale = Decision(last.allowed, None, last.decided_at, now + RETRY_AFTER)
+            _remember(self.decisions, key, stale, now - self.settings.max_stale)
+            return stale
+        now = trio.current_time()
+        decision = Decision(allowed, None, now, now + self.settings.auth_cache_ttl)
+        _remember(self.decisions, key, decision, now - self.settings.max_stale)
+        if allowed and self.upstream.auth is not None:  # the edge's own upstream requests reuse the token
+            self.upstream.auth.remember(self._scope(repo), IssuedToken(token, expires_at))
+        return decision
 
 
 def _basic_pair(header: str) -> tuple[str, str] | None:
