@@ -3,7 +3,9 @@ primary's Bearer tokens or Basic credentials; the edge decides every request loc
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -28,6 +30,15 @@ def _foreign_token(primary_token: str) -> str:
     claims = jwt.decode(primary_token, options={"verify_signature": False})
     kid = jwt.get_unverified_header(primary_token)["kid"]
     return jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": kid})
+
+
+def _settled(edge: EdgeProcess) -> dict[str, Any]:
+    """The edge's counters once no fill is in flight (a client may get its last byte just before the commit)."""
+    deadline = time.monotonic() + 60
+    while (stats := edge.stats())["fills_in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stats["fills_in_flight"] == 0
+    return stats
 
 
 def _passthrough_edge(make_edge: EdgeFactory, primary: AuthPrimary) -> EdgeProcess:
@@ -61,8 +72,11 @@ def test_a_token_without_pull_is_refused_at_the_edge_even_when_the_blob_is_cache
             response = client.get(path)
             assert response.status_code == 200, response.text
         assert client.get(f"/v2/{repo}/manifests/v1").content == image.manifest
-    cached = edge.stats()
-    assert cached["hits"] >= 1, "the second GET of the blob came from the cache (and was authorized)"
+        tags = client.get(f"/v2/{repo}/tags/list")  # the primary also wants "list", which reader lacks
+        assert tags.status_code == 403 and _errors(tags) == ["DENIED"], "the primary decided on the reader's token"
+    assert httpx.get(f"{edge.url}/v2/{repo}/tags/list", timeout=30).status_code == 401
+    cached = _settled(edge)
+    assert cached["fills"] >= 1 and cached["fill_failures"] == 0, "the blob is in the cache"
 
     other_repo_token = auth_primary.token(auth_primary.builder, "repository:team-b/app:pull")
     reader_token = auth_primary.token(auth_primary.reader, f"repository:{repo}:pull")
