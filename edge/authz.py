@@ -52,9 +52,10 @@ class JwksKeys:
     """The primary's token-signing public keys, fetched from ``JWKS_PATH`` and refreshed when a token names
     an unknown key id — at most once per ``min_refresh`` seconds, so forged kids cannot flood the primary."""
 
-    def __init__(self, client: httpx.AsyncClient, min_refresh: float) -> None:
+    def __init__(self, client: httpx.AsyncClient, min_refresh: float, timeout: httpx.Timeout) -> None:
         self.client = client
         self.min_refresh = min_refresh
+        self.timeout = timeout
         self.keys: dict[str, Any] = {}
         self.fetched_at: float | None = None  # trio clock of the last attempt
         self.lock = trio.Lock()
@@ -66,7 +67,7 @@ class JwksKeys:
                 return
             self.fetched_at = now
             try:
-                response = await self.client.get(JWKS_PATH, auth=_no_auth)
+                response = await self.client.get(JWKS_PATH, auth=_no_auth, timeout=self.timeout)
                 response.raise_for_status()
                 fresh = public_keys_from_jwks(response.json())
             except (httpx.HTTPError, ValueError) as exc:
@@ -146,7 +147,7 @@ class EdgeAuthorizer:
         self.upstream = upstream
         self.mode = settings.auth_mode
         self.fetcher = TokenFetcher(upstream.auth.fetcher.client) if upstream.auth is not None else None
-        self.jwks = JwksKeys(upstream.client, settings.jwks_min_refresh)
+        self.jwks = JwksKeys(upstream.client, settings.jwks_min_refresh, upstream.metadata_timeout)
         self.realm = settings.token_realm
         self.service = settings.token_service
         self.decisions: dict[str, Decision] = {}
