@@ -2,6 +2,8 @@
 
 * ``?ns=<registry host>`` (containerd's mirror requests) must name the upstream (``EdgeContext.names``);
   anything else is answered 404 at once, without asking anyone, so containerd falls back to the next host.
+* Every /v2 request is decided by ``EdgeContext.authz`` (``edge.authz``) after routing, cache hits included; the
+  upstream requests made for it carry what the decision returned (``edge.upstream.CLIENT_AUTHORIZATION``).
 * Only GET and HEAD are served; every other method is 405 ``UNSUPPORTED`` (pushes come later).
 * A stream that fails after the headers went out (a fill whose digest did not verify) ends the response
   without its final piece: hypercorn then closes the connection and the client sees a short body.
