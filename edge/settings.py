@@ -136,6 +136,8 @@ def _validate(settings: EdgeSettings) -> EdgeSettings:
         path = getattr(settings, key)
         if path and not Path(path).is_file():
             raise SettingsError(f"{key}: {path} is not a readable file")
+        if path and not read_secret(path):
+            raise SettingsError(f"{key}: {path} is empty")
     return settings
 
 

@@ -40,6 +40,10 @@ def test_auth_settings_are_validated(tmp_path: Path) -> None:
         load_settings(None, {**base, "client_header_name": "X-Edge-Key"})
     with pytest.raises(SettingsError, match="not a readable file"):
         load_settings(None, {**base, "identity_username": "e", "identity_password_file": str(tmp_path / "none")})
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(SettingsError, match="empty"):
+        load_settings(None, {**base, "client_header_name": "X-Edge-Key", "client_header_value_file": str(empty)})
     settings = load_settings(
         None, {**base, "auth_mode": "identity", "identity_username": "e", "identity_password_file": str(secret)}
     )
