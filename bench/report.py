@@ -47,6 +47,8 @@ def markdown(results: Results) -> str:
         f"{meta.get('rounds', '?')} rounds{', quick mode' if meta.get('quick') else ''}; "
         f"Distribution {meta.get('distribution', '?')}, skopeo {meta.get('skopeo', '?')}; load average "
         f"{meta.get('load_before', '?')} before, {meta.get('load_after', '?')} after.",
+        *[f"Rerun later with `--only {' '.join(r['workloads'])} --merge`: {r['date']} (load average "
+          f"{r['load_before']} before)." for r in meta.get("reruns", [])],
         "Cells: median (min–max) over the rounds. Ratio: median ours / median theirs; ↑ higher is better, "
         "↓ lower is better.",
         "",
