@@ -77,6 +77,7 @@ def charts(results: Results, out: Path) -> list[Path]:
     for key, title in WORKLOADS.items():
         metrics = [m for m in results.metrics.values() if m.workload == key and m.ours and m.theirs]
         if not metrics:
+            (out / f"{key}.png").unlink(missing_ok=True)  # a chart of an earlier run must not pass for this one's
             continue
         cols = 2 if len(metrics) > 1 else 1
         rows = (len(metrics) + cols - 1) // cols
