@@ -16,6 +16,9 @@ from quart_trio import QuartTrio
 
 from registry.api.auth import Authorizer, parse_basic
 from registry.api.openapi import OPENAPI
+from registry.audit import query as audit_query
+from registry.audit.query import AuditFilter
+from registry.gc.collector import DEFAULT_GRACE_SECONDS, GarbageCollector
 from registry.iam.model import Binding, Identity
 from registry.iam.service import AuthFailure
 from registry.iam.store import IamError
@@ -55,8 +58,9 @@ def _kind(kinds: str) -> str:
     return kind
 
 
-def make_management(auth: Authorizer) -> Blueprint:
+def make_management(auth: Authorizer, collector: GarbageCollector | None = None) -> Blueprint:
     api = Blueprint("management", __name__, url_prefix="/api/v1")
+    collector_grace = DEFAULT_GRACE_SECONDS if collector is None else collector.grace_seconds
     iam = auth.iam
 
     async def admin() -> Identity:
@@ -251,11 +255,39 @@ def make_management(auth: Authorizer) -> Blueprint:
     async def audit() -> Response:
         await admin()
         limit = min(max(request.args.get("limit", 100, type=int) or 100, 1), 10000)
-        return _json(await auth.store.audit_records(limit))
+        args = request.args
+        if not any(k in args for k in ("since", "until", "event", "actor", "outcome", "resource", "after")):
+            return _json(await auth.store.audit_records(limit))
+        flt = AuditFilter(
+            since=args.get("since", type=float),
+            until=args.get("until", type=float),
+            event=args.get("event") or None,
+            actor=args.get("actor") or None,
+            outcome=args.get("outcome") or None,
+            resource=args.get("resource") or None,
+            after_id=args.get("after", 0, type=int) or 0,
+            limit=limit,
+            newest_first="after" not in args,
+        )
+        return _json(await auth.store.db.read(lambda conn: audit_query.records(conn, flt)))
+
+    @api.post("/gc")
+    async def gc() -> Response:
+        who = await admin()
+        if collector is None:
+            raise IamError("not_found", "garbage collection is not available here")
+        doc = await request.get_json(force=True, silent=True) or {}
+        if not isinstance(doc, dict):
+            raise IamError("invalid", "expected a JSON object body")
+        grace = doc.get("grace_period_seconds", collector_grace)
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+            raise IamError("invalid", "grace_period_seconds must be a number >= 0")
+        report = await collector.collect(float(grace), bool(doc.get("dry_run", False)), who.subject)
+        return _json(report.as_json())
 
     return api
 
 
-def install(app: QuartTrio, auth: Authorizer) -> None:
+def install(app: QuartTrio, auth: Authorizer, collector: GarbageCollector | None = None) -> None:
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
-    app.register_blueprint(make_management(auth))
+    app.register_blueprint(make_management(auth, collector))

@@ -1,0 +1,72 @@
+"""Background maintenance of a running registry: usage flushes, scheduled GC, audit checkpoints and
+audit retention. ``serve_maintenance`` runs them all until cancelled (started from the server's nursery);
+on cancellation the usage batch is flushed and a last checkpoint written (both shielded)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import trio
+
+from config import Settings
+from registry.audit import query
+from registry.audit.checkpoints import Checkpointer, audit_dir
+from registry.gc.collector import GarbageCollector, format_report
+from registry.storage.sqlite_meta import SqliteMetadataStore
+
+log = logging.getLogger("registry.gc")
+
+
+class Maintenance:
+    def __init__(self, settings: Settings, meta: SqliteMetadataStore, collector: GarbageCollector) -> None:
+        self.settings = settings
+        self.meta = meta
+        self.collector = collector
+        self.checkpointer = Checkpointer(audit_dir(Path(settings.storage.root)))
+
+    async def checkpoint(self) -> bool:
+        """Write a signed checkpoint if the audit chain moved; prune by ``audit.retention_days``."""
+        days = self.settings.audit.retention_days
+        if days > 0:
+            before = time.time() - days * 86400
+            await self.meta.db.write(lambda conn: query.prune(conn, before, self.checkpointer), notify=False)
+        return await self.meta.db.read(self.checkpointer.checkpoint)
+
+    async def serve_gc(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        gc = self.settings.gc
+        if gc.interval_seconds <= 0:
+            return
+        while True:
+            await trio.sleep(gc.interval_seconds)
+            try:
+                report = await self.collector.collect(gc.grace_seconds)
+                log.info("scheduled gc: %s", format_report(report).splitlines()[-1])
+            except Exception:
+                log.exception("scheduled garbage collection failed")
+
+    async def serve_checkpoints(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            while True:
+                try:
+                    await self.checkpoint()
+                except Exception:
+                    log.exception("audit checkpoint failed")
+                await trio.sleep(self.settings.audit.checkpoint_interval_seconds)
+        finally:
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.checkpoint()
+                except Exception:
+                    log.exception("final audit checkpoint failed")
+
+    async def serve_maintenance(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        usage = self.collector.service.usage
+        async with trio.open_nursery() as nursery:
+            await nursery.start(usage.serve_flush, self.meta.record_usage, self.settings.gc.usage_flush_seconds)
+            await nursery.start(self.serve_gc)
+            await nursery.start(self.serve_checkpoints)
+            task_status.started()
