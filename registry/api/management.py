@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from dataclasses import asdict
 from typing import Any
 
 from quart import Blueprint, Response, request
 from quart_trio import QuartTrio
 
-from registry.api.auth import Authorizer, parse_basic
+from registry.api.auth import Authorizer, AuthResult, parse_basic
 from registry.api.openapi import OPENAPI
 from registry.audit import query as audit_query
 from registry.audit.query import AuditFilter
@@ -23,6 +25,8 @@ from registry.iam.model import Binding, Identity
 from registry.iam.service import AuthFailure
 from registry.iam.store import IamError
 from registry.oci import errors as e
+from registry.oci.digest import Digest
+from registry.oci.names import validate_name
 from registry.tokens.verifier import TokenError
 
 log = logging.getLogger("registry.api")
@@ -63,7 +67,8 @@ def make_management(auth: Authorizer, collector: GarbageCollector | None = None)
     collector_grace = DEFAULT_GRACE_SECONDS if collector is None else collector.grace_seconds
     iam = auth.iam
 
-    async def admin() -> Identity:
+    async def principal() -> Identity:
+        """The authenticated caller (Basic credential or Bearer token), admin or not. Raises 401/429."""
         header = request.headers.get("Authorization", "")
         source = request.remote_addr or ""
         identity: Identity | None = None
@@ -86,6 +91,10 @@ def make_management(auth: Authorizer, collector: GarbageCollector | None = None)
                 identity = None
         if identity is None:
             raise e.RegistryError(e.UNAUTHORIZED, headers={"WWW-Authenticate": 'Basic realm="registry"'})
+        return identity
+
+    async def admin() -> Identity:
+        identity = await principal()
         if not identity.admin:
             raise e.RegistryError(e.DENIED, "the management API needs the admin role")
         return identity
@@ -271,6 +280,25 @@ def make_management(auth: Authorizer, collector: GarbageCollector | None = None)
         )
         return _json(await auth.store.db.read(lambda conn: audit_query.records(conn, flt)))
 
+    @api.post("/pulls")
+    async def pulls() -> Response:
+        """Pull times reported by edges (pulls served from their caches). Any principal may report, but only
+        for repositories it may pull; the rest is ignored. Future times are clamped to now; the max is kept."""
+        who = await principal()
+        if collector is None:
+            raise IamError("not_found", "pull tracking is not available here")
+        entries = (await body()).get("pulls")
+        if not isinstance(entries, list):
+            raise IamError("invalid", 'expected {"pulls": [{"repository", "digest", "time"}, …]}')
+        rights = AuthResult(who, None, await auth.store.namespace_flags())
+        now, accepted = time.time(), 0
+        for entry in entries:
+            pulled = _pull_entry(entry)
+            if pulled is not None and rights.allows(pulled[0], "pull"):
+                collector.service.usage.pulled(pulled[0], pulled[1], min(pulled[2], now))
+                accepted += 1
+        return _json({"accepted": accepted, "ignored": len(entries) - accepted})
+
     @api.post("/gc")
     async def gc() -> Response:
         who = await admin()
@@ -286,6 +314,19 @@ def make_management(auth: Authorizer, collector: GarbageCollector | None = None)
         return _json(report.as_json())
 
     return api
+
+
+def _pull_entry(entry: Any) -> tuple[str, str, float] | None:
+    """``(repository, digest, time)`` of one reported pull, or None when malformed."""
+    if not isinstance(entry, dict):
+        return None
+    at = entry.get("time")
+    if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+        return None
+    try:
+        return validate_name(str(entry.get("repository", ""))), str(Digest.parse(str(entry.get("digest", "")))), at
+    except (e.RegistryError, ValueError):
+        return None
 
 
 def install(app: QuartTrio, auth: Authorizer, collector: GarbageCollector | None = None) -> None:

@@ -182,6 +182,13 @@ OPENAPI: dict[str, Any] = {
                 " in '.' or '*'), actor, outcome, resource (prefix), after (id: oldest first from there), limit"
             )
         },
+        "/pulls": {
+            "post": _op(
+                "report pulls served elsewhere (edges): body {pulls: [{repository, digest, time}]}; any"
+                " authenticated principal, entries for repositories it cannot pull are ignored; answers"
+                " {accepted, ignored}"
+            )
+        },
         "/gc": {
             "post": _op(
                 "run garbage collection now; body {dry_run: bool, grace_period_seconds: number}; answers what"
