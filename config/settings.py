@@ -88,6 +88,14 @@ class GcSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    # TOML policy file (retention rules and immutable tags); empty: <storage.root>/retention.toml.
+    policy_file: str = ""
+    # Apply the retention rules in the background this often (0: only on demand).
+    interval_seconds: int = 0
+
+
+@dataclass(frozen=True)
 class AuditSettings:
     # Signed checkpoints (outside the database) at most this far apart: the window in which a truncated
     # tail of the audit log can go unnoticed.
@@ -112,3 +120,4 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     gc: GcSettings = field(default_factory=GcSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)

@@ -20,6 +20,7 @@ from registry.api.routes import ASGIApp, RegistryAsgi
 from registry.events import OutboxRelay, Subscriber
 from registry.gc.collector import GarbageCollector
 from registry.gc.maintenance import Maintenance
+from registry.gc.policy_source import PolicySource, policy_path
 from registry.iam.setup import build_iam
 from registry.storage.fs_blobs import FilesystemBlobStore
 from registry.storage.service import RegistryService
@@ -90,9 +91,11 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
             return registry is not None and await registry.ready()
 
         collector = GarbageCollector(service, meta, settings.uploads.ttl_seconds, settings.gc.grace_seconds)
-        maintenance = Maintenance(settings, meta, collector)
+        policy = PolicySource(policy_path(root, settings.retention.policy_file))
+        service.immutable_tag = policy.is_immutable
+        maintenance = Maintenance(settings, meta, collector, policy)
         ctx = ApiContext(service, settings, authorizer)
-        ops = make_ops_app(ready, authorizer, collector)
+        ops = make_ops_app(ready, authorizer, maintenance)
         asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, ops)))
         registry = Registry(settings, blobs, meta, service, relay, asgi, maintenance)
         yield registry

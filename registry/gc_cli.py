@@ -1,5 +1,6 @@
-"""``registry gc`` and ``registry audit verify|export``: maintenance commands run beside (or without) a
-running server on the same data directory (SQLite WAL; they queue for the write lock)."""
+"""``registry gc``, ``registry retention`` and ``registry audit verify|checkpoint|export``: maintenance
+commands run beside (or without) a running server on the same data directory (SQLite WAL; they queue for
+the write lock)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,46 @@ def cmd_gc(args: argparse.Namespace) -> int:
         finally:
             await meta.aclose()
         print(json.dumps(report.as_json(), indent=2) if args.json else format_report(report))
+        return 0
+
+    return trio.run(run)
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from registry.audit.checkpoints import Checkpointer, audit_dir
+    from registry.gc.policy_source import policy_path
+    from registry.gc.retention import apply_retention
+    from registry.gc.rules import PolicyError, load_policy
+    from registry.storage.sqlite_meta import open_sqlite_metadata
+
+    settings = _settings(args)
+    path = _db_path(settings)
+    if path is None:
+        return 2
+    root = Path(settings.storage.root)
+    source = policy_path(root, settings.retention.policy_file)
+    try:
+        policy = load_policy(source)
+    except PolicyError as exc:
+        print(f"{source}: {exc}", file=sys.stderr)
+        return 2
+    if not policy.rules:
+        print(f"no retention rules in {source}", file=sys.stderr)
+
+    async def run() -> int:
+        meta = await open_sqlite_metadata(path)
+        try:
+            report = await apply_retention(meta, policy, args.dry_run, "cli:retention")
+            await meta.db.read(Checkpointer(audit_dir(root)).checkpoint)
+        finally:
+            await meta.aclose()
+        if args.json:
+            print(json.dumps(report.as_json(), indent=2))
+        else:
+            verb = "would delete" if args.dry_run else "deleted"
+            for d in report.deleted:
+                print(f"{verb} {d['repository']}@{d['digest']} tags={','.join(d['tags']) or '-'}")
+            print(f"{'dry run: ' if args.dry_run else ''}{len(report.deleted)} manifest(s)")
         return 0
 
     return trio.run(run)
@@ -128,6 +169,12 @@ def add_parser(sub: Any) -> None:
     gc.add_argument("--grace-period", type=float, help="seconds a blob must be unreferenced (default gc.grace_seconds)")
     gc.add_argument("--json", action="store_true", help="print the report as JSON")
     gc.set_defaults(func=cmd_gc)
+
+    retention = sub.add_parser("retention", help="apply the retention policy (retention.toml) now")
+    _common(retention)
+    retention.add_argument("--dry-run", action="store_true", help="show exactly what would be deleted")
+    retention.add_argument("--json", action="store_true", help="print the report as JSON")
+    retention.set_defaults(func=cmd_retention)
 
     audit = sub.add_parser("audit", help="verify and export the tamper-evident audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

@@ -20,7 +20,9 @@ from registry.api.auth import Authorizer, AuthResult, parse_basic
 from registry.api.openapi import OPENAPI
 from registry.audit import query as audit_query
 from registry.audit.query import AuditFilter
-from registry.gc.collector import DEFAULT_GRACE_SECONDS, GarbageCollector
+from registry.gc.collector import DEFAULT_GRACE_SECONDS
+from registry.gc.maintenance import Maintenance
+from registry.gc.retention import apply_retention
 from registry.iam.model import Binding, Identity
 from registry.iam.service import AuthFailure
 from registry.iam.store import IamError
@@ -62,8 +64,9 @@ def _kind(kinds: str) -> str:
     return kind
 
 
-def make_management(auth: Authorizer, collector: GarbageCollector | None = None) -> Blueprint:
+def make_management(auth: Authorizer, maintenance: Maintenance | None = None) -> Blueprint:
     api = Blueprint("management", __name__, url_prefix="/api/v1")
+    collector = None if maintenance is None else maintenance.collector
     collector_grace = DEFAULT_GRACE_SECONDS if collector is None else collector.grace_seconds
     iam = auth.iam
 
@@ -299,6 +302,19 @@ def make_management(auth: Authorizer, collector: GarbageCollector | None = None)
                 accepted += 1
         return _json({"accepted": accepted, "ignored": len(entries) - accepted})
 
+    @api.post("/retention")
+    async def retention() -> Response:
+        who = await admin()
+        if maintenance is None:
+            raise IamError("not_found", "retention is not available here")
+        doc = await request.get_json(force=True, silent=True) or {}
+        if not isinstance(doc, dict):
+            raise IamError("invalid", "expected a JSON object body")
+        await maintenance.collector.service.usage.flush(maintenance.meta.record_usage)
+        policy = maintenance.policy.current()
+        report = await apply_retention(maintenance.meta, policy, bool(doc.get("dry_run", False)), who.subject)
+        return _json(report.as_json())
+
     @api.post("/gc")
     async def gc() -> Response:
         who = await admin()
@@ -329,6 +345,6 @@ def _pull_entry(entry: Any) -> tuple[str, str, float] | None:
         return None
 
 
-def install(app: QuartTrio, auth: Authorizer, collector: GarbageCollector | None = None) -> None:
+def install(app: QuartTrio, auth: Authorizer, maintenance: Maintenance | None = None) -> None:
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
-    app.register_blueprint(make_management(auth, collector))
+    app.register_blueprint(make_management(auth, maintenance))

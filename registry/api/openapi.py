@@ -189,6 +189,12 @@ OPENAPI: dict[str, Any] = {
                 " {accepted, ignored}"
             )
         },
+        "/retention": {
+            "post": _op(
+                "apply the retention policy file now; body {dry_run: bool}; answers the deleted manifests"
+                " (a dry run executes the same transaction and rolls it back)"
+            )
+        },
         "/gc": {
             "post": _op(
                 "run garbage collection now; body {dry_run: bool, grace_period_seconds: number}; answers what"

@@ -14,16 +14,21 @@ from config import Settings
 from registry.audit import query
 from registry.audit.checkpoints import Checkpointer, audit_dir
 from registry.gc.collector import GarbageCollector, format_report
+from registry.gc.policy_source import PolicySource
+from registry.gc.retention import apply_retention
 from registry.storage.sqlite_meta import SqliteMetadataStore
 
 log = logging.getLogger("registry.gc")
 
 
 class Maintenance:
-    def __init__(self, settings: Settings, meta: SqliteMetadataStore, collector: GarbageCollector) -> None:
+    def __init__(
+        self, settings: Settings, meta: SqliteMetadataStore, collector: GarbageCollector, policy: PolicySource
+    ) -> None:
         self.settings = settings
         self.meta = meta
         self.collector = collector
+        self.policy = policy
         self.checkpointer = Checkpointer(audit_dir(Path(settings.storage.root)))
 
     async def checkpoint(self) -> bool:
@@ -47,6 +52,20 @@ class Maintenance:
             except Exception:
                 log.exception("scheduled garbage collection failed")
 
+    async def serve_retention(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        interval = self.settings.retention.interval_seconds
+        if interval <= 0:
+            return
+        while True:
+            await trio.sleep(interval)
+            try:
+                await self.collector.service.usage.flush(self.meta.record_usage)
+                report = await apply_retention(self.meta, self.policy.current())
+                log.info("scheduled retention: %d manifest(s) deleted", len(report.deleted))
+            except Exception:
+                log.exception("scheduled retention failed")
+
     async def serve_checkpoints(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         try:
@@ -68,5 +87,6 @@ class Maintenance:
         async with trio.open_nursery() as nursery:
             await nursery.start(usage.serve_flush, self.meta.record_usage, self.settings.gc.usage_flush_seconds)
             await nursery.start(self.serve_gc)
+            await nursery.start(self.serve_retention)
             await nursery.start(self.serve_checkpoints)
             task_status.started()

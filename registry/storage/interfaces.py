@@ -104,16 +104,25 @@ class BlobIndex(Protocol):
 
 class ManifestIndex(Protocol):
     async def put_manifest(
-        self, repo: str, record: ManifestRecord, refs: Sequence[ManifestRef], tag: str | None
+        self,
+        repo: str,
+        record: ManifestRecord,
+        refs: Sequence[ManifestRef],
+        tag: str | None,
+        immutable: bool = False,
     ) -> None:
         """Store, link and optionally tag a manifest in one transaction.
 
         Raises:
-            RegistryError: ``MANIFEST_BLOB_UNKNOWN`` if a referenced blob or child is not in ``repo``.
+            RegistryError: ``MANIFEST_BLOB_UNKNOWN`` if a referenced blob or child is not in ``repo``;
+                ``DENIED`` when ``immutable`` and ``tag`` already names another manifest.
         """
 
     async def get_manifest(self, repo: str, reference: str | Digest) -> ManifestRecord | None: ...
-    async def delete_manifest(self, repo: str, digest: Digest) -> bool: ...
+    async def delete_manifest(self, repo: str, digest: Digest, protected: Callable[[str], bool] | None = None) -> bool:
+        """Unlink a manifest and its tags. Raises ``DENIED`` if ``protected`` (called inside the
+        transaction) is true for one of its tags."""
+
     async def delete_tag(self, repo: str, tag: str) -> bool: ...
     async def list_tags(self, repo: str, n: int, last: str | None) -> list[str] | None: ...
     async def list_repositories(self, n: int, last: str | None) -> list[str]: ...

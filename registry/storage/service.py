@@ -61,6 +61,8 @@ class RegistryService:
         self._hashers: dict[str, tuple[int, Hasher]] = {}
         self._locks: dict[str, trio.Lock] = {}
         self.usage = UsageTracker()
+        # Immutable-tag rules (set by the composition root): such tags can be neither moved nor deleted.
+        self.immutable_tag: Callable[[str, str], bool] = lambda repo, tag: False
 
     # -- blobs ----------------------------------------------------------------------------------------
     async def blob_size(self, repo: str, digest: Digest) -> int:
@@ -333,7 +335,8 @@ class RegistryService:
             subject=None if parsed.subject is None else parsed.subject.digest,
             annotations_json=None if parsed.annotations is None else json.dumps(parsed.annotations),
         )
-        await self.meta.put_manifest(repo, record, refs, None if isinstance(ref, Digest) else ref)
+        tag = None if isinstance(ref, Digest) else ref
+        await self.meta.put_manifest(repo, record, refs, tag, tag is not None and self.immutable_tag(repo, tag))
         return PushedManifest(digest, record.subject)
 
     @staticmethod
@@ -359,8 +362,10 @@ class RegistryService:
         """Delete by digest (the manifest and its tags in ``repo``) or by tag (the tag only)."""
         ref = self._lookup_reference(reference)
         if isinstance(ref, Digest):
-            found = await self.meta.delete_manifest(repo, ref)
+            found = await self.meta.delete_manifest(repo, ref, lambda tag: self.immutable_tag(repo, tag))
         else:
+            if self.immutable_tag(repo, ref):
+                raise e.RegistryError(e.DENIED, f"tag {ref} is immutable", {"tag": ref})
             found = await self.meta.delete_tag(repo, ref)
         if not found:
             raise e.RegistryError(e.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})

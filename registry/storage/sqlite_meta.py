@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from registry.oci.digest import Digest
-from registry.oci.errors import MANIFEST_BLOB_UNKNOWN, UNAVAILABLE, RegistryError
+from registry.oci.errors import DENIED, MANIFEST_BLOB_UNKNOWN, UNAVAILABLE, RegistryError
 from registry.storage.records import (
     BlobRow,
     Event,
@@ -153,7 +153,12 @@ class SqliteMetadataStore:
 
     # -- manifests ------------------------------------------------------------------------------------
     async def put_manifest(
-        self, repo: str, record: ManifestRecord, refs: Sequence[ManifestRef], tag: str | None
+        self,
+        repo: str,
+        record: ManifestRecord,
+        refs: Sequence[ManifestRef],
+        tag: str | None,
+        immutable: bool = False,
     ) -> None:
         digest = str(record.digest)
 
@@ -206,6 +211,8 @@ class SqliteMetadataStore:
                 self._event(conn, "manifest.pushed", repo, digest, data=record.media_type)
             if tag is not None:
                 old = conn.execute("SELECT digest FROM tags WHERE repo = ? AND tag = ?", (repo, tag)).fetchone()
+                if immutable and old is not None and old[0] != digest:
+                    raise RegistryError(DENIED, f"tag {tag} is immutable", {"tag": tag, "digest": old[0]})
                 if old is None or old[0] != digest:
                     conn.execute(
                         "INSERT INTO tags(repo, tag, digest, updated) VALUES (?, ?, ?, ?) "
@@ -244,9 +251,13 @@ class SqliteMetadataStore:
 
         return await self._read(q)
 
-    async def delete_manifest(self, repo: str, digest: Digest) -> bool:
+    async def delete_manifest(self, repo: str, digest: Digest, protected: Callable[[str], bool] | None = None) -> bool:
         def w(conn: sqlite3.Connection) -> bool:
             d = str(digest)
+            if protected is not None:
+                for (tag,) in conn.execute("SELECT tag FROM tags WHERE repo = ? AND digest = ?", (repo, d)):
+                    if protected(tag):
+                        raise RegistryError(DENIED, f"tag {tag} is immutable", {"tag": tag, "digest": d})
             cur = conn.execute("DELETE FROM repo_manifests WHERE repo = ? AND digest = ?", (repo, d))
             if not cur.rowcount:
                 return False
