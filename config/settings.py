@@ -102,6 +102,9 @@ class AuditSettings:
     checkpoint_interval_seconds: float = 10.0
     # Records older than this are pruned (0: kept forever); pruning leaves a signed anchor.
     retention_days: int = 0
+    # Share of successful manifest pulls recorded as audit events (0: none, 1: all). Pull times for
+    # retention are tracked separately and always.
+    pull_sample_rate: float = 0.0
 
 
 @dataclass(frozen=True)

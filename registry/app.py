@@ -17,6 +17,8 @@ from registry.api.auth import Authorizer
 from registry.api.context import ApiContext
 from registry.api.ops import close_safe, make_ops_app
 from registry.api.routes import ASGIApp, RegistryAsgi
+from registry.audit import chain
+from registry.audit.chain import AuditEntry
 from registry.events import OutboxRelay, Subscriber
 from registry.gc.collector import GarbageCollector
 from registry.gc.maintenance import Maintenance
@@ -94,7 +96,11 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
         policy = PolicySource(policy_path(root, settings.retention.policy_file))
         service.immutable_tag = policy.is_immutable
         maintenance = Maintenance(settings, meta, collector, policy)
-        ctx = ApiContext(service, settings, authorizer)
+
+        async def audit(entry: AuditEntry) -> None:
+            await db.write(lambda conn: chain.append(conn, entry), notify=False)
+
+        ctx = ApiContext(service, settings, authorizer, audit)
         ops = make_ops_app(ready, authorizer, maintenance)
         asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, ops)))
         registry = Registry(settings, blobs, meta, service, relay, asgi, maintenance)

@@ -144,4 +144,23 @@ def test_management_api_runs_gc_and_queries_audit(tmp_path: Path) -> None:
             assert {r["resource"] for r in records} == set(blobs.values())
             assert all(r["actor"] == f"user:{admin['username']}" or r["actor"].startswith("user:") for r in records)
             assert client.get("/api/v1/audit", params={"outcome": "nope"}).json() == []
+            # Pushes and deletes are audited with actor, credential, source, user agent and request id.
+            pushes = client.get("/api/v1/audit", params={"event": "manifest.push"}).json()
+            assert pushes[0]["resource"] == "apps/x:v1" and pushes[0]["actor"].startswith("user:")
+            assert pushes[0]["credential"] == admin["username"] and pushes[0]["source"] == "127.0.0.1"
+            assert pushes[0]["user_agent"].startswith("python-httpx") and pushes[0]["request_id"]
+            assert pushes[0]["detail"]["digest"] == digest
+            deletes = client.get("/api/v1/audit", params={"event": "manifest.delete"}).json()
+            assert deletes[0]["resource"] == f"apps/x@{digest}"
+            bob = client.post("/api/v1/users", json={"name": "bob"}).json()["credential"]
+        denied = httpx.post(
+            f"{proc.url}/v2/apps/x/blobs/uploads/",
+            auth=(bob["username"], bob["password"]),
+            headers={"X-Request-ID": "req-42"},
+        )
+        assert denied.status_code == 403
+        with httpx.Client(base_url=proc.url, auth=auth, timeout=30) as client:
+            refused = client.get("/api/v1/audit", params={"event": "authz.denied"}).json()
+            assert refused[0]["outcome"] == "denied" and refused[0]["request_id"] == "req-42"
+            assert refused[0]["credential"] == bob["username"] and refused[0]["resource"] == "apps/x"
         assert httpx.post(f"{proc.url}/api/v1/gc", json={}).status_code == 401
