@@ -4,14 +4,17 @@ on cancellation the usage batch is flushed and a last checkpoint written (both s
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import sqlite3
 import time
 from pathlib import Path
 
 import trio
 
 from config import Settings
-from registry.audit import query
+from registry.audit import chain, query
 from registry.audit.checkpoints import Checkpointer, audit_dir
 from registry.gc.collector import GarbageCollector, format_report
 from registry.gc.policy_source import PolicySource
@@ -30,6 +33,25 @@ class Maintenance:
         self.collector = collector
         self.policy = policy
         self.checkpointer = Checkpointer(audit_dir(Path(settings.storage.root)))
+
+    async def audit_configuration(self) -> None:
+        """Audit a configuration change: the settings at start (compared with the last start) and every
+        change of the retention policy file the running server picks up."""
+        digest = hashlib.sha256(repr(self.settings).encode()).hexdigest()
+        policy = await trio.to_thread.run_sync(lambda: (self.policy.current(), self.policy.version)[1])
+
+        def w(conn: sqlite3.Connection) -> None:
+            for event, value, extra in (
+                ("config.load", digest, {}),
+                ("config.retention_policy", policy, {"file": str(self.policy.path)}),
+            ):
+                row = conn.execute(
+                    "SELECT detail FROM audit WHERE event = ? ORDER BY id DESC LIMIT 1", (event,)
+                ).fetchone()
+                if row is None or json.loads(row[0]).get("sha256") != value:
+                    chain.append(conn, chain.AuditEntry(event, actor="system", detail={"sha256": value, **extra}))
+
+        await self.meta.db.write(w, notify=False)
 
     async def checkpoint(self) -> bool:
         """Write a signed checkpoint if the audit chain moved; prune by ``audit.retention_days``."""
@@ -71,6 +93,7 @@ class Maintenance:
         try:
             while True:
                 try:
+                    await self.audit_configuration()
                     await self.checkpoint()
                 except Exception:
                     log.exception("audit checkpoint failed")

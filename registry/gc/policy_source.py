@@ -4,6 +4,7 @@ policy and logs the error (``registry retention --dry-run`` reports it at once).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -20,6 +21,7 @@ class PolicySource:
         self._policy = Policy()
         self._mtime: float | None = None
         self._checked = 0.0
+        self.version = ""  # sha256 of the loaded file's text ("" without a file): audited on change
 
     def current(self) -> Policy:
         now = time.monotonic()
@@ -29,11 +31,13 @@ class PolicySource:
         try:
             mtime = os.stat(self.path).st_mtime
         except FileNotFoundError:
-            self._policy, self._mtime = Policy(), None
+            self._policy, self._mtime, self.version = Policy(), None, ""
             return self._policy
         if mtime != self._mtime:
             try:
-                self._policy = parse_policy(self.path.read_text())
+                text = self.path.read_text()
+                self._policy = parse_policy(text)
+                self.version = hashlib.sha256(text.encode()).hexdigest()
             except (OSError, PolicyError) as exc:
                 log.error("retention policy %s not loaded (keeping the previous one): %s", self.path, exc)
             self._mtime = mtime

@@ -3,6 +3,7 @@ subject, immutable tags refuse overwrite and delete with an OCI DENIED envelope;
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -103,6 +104,14 @@ def test_retention_dry_run_equals_real_run_and_immutable_tags(tmp_path: Path) ->
     exported = run_cli("audit", "export", "--data", str(data), "--event", "retention.")
     assert {json.loads(line)["resource"].split("@")[1] for line in exported.stdout.splitlines()} == expected
     assert run_cli("audit", "verify", "--data", str(data)).returncode == 0
+    # The configuration the server ran with and the policy file it loaded are audited.
+    config = [
+        json.loads(line)
+        for line in run_cli("audit", "export", "--data", str(data), "--event", "config.").stdout.splitlines()
+    ]
+    assert {c["event"] for c in config} == {"config.load", "config.retention_policy"}
+    policy = next(c for c in config if c["event"] == "config.retention_policy")
+    assert policy["detail"]["sha256"] == hashlib.sha256(POLICY.encode()).hexdigest()
 
 
 def _a(digest: str, tags: tuple[str, ...], pushed: float, **kw: object) -> Artifact:
