@@ -53,6 +53,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
             service = RegistryService(blobs, meta, settings.limits.manifest_max_bytes)
             collector = GarbageCollector(service, meta, settings.uploads.ttl_seconds, grace)
             report = await collector.collect(grace, args.dry_run, "cli:gc")
+            if args.orphan_files and not args.dry_run:
+                for digest in await collector.collect_orphan_files(grace):
+                    print(f"removed orphan content file {digest}", file=sys.stderr)
             checkpointer = Checkpointer(audit_dir(Path(settings.storage.root)))
             await meta.db.read(checkpointer.checkpoint)
         finally:
@@ -168,6 +171,11 @@ def add_parser(sub: Any) -> None:
     gc.add_argument("--dry-run", action="store_true", help="report what would be removed; change nothing")
     gc.add_argument("--grace-period", type=float, help="seconds a blob must be unreferenced (default gc.grace_seconds)")
     gc.add_argument("--json", action="store_true", help="print the report as JSON")
+    gc.add_argument(
+        "--orphan-files",
+        action="store_true",
+        help="also walk the blob directory once and delete content files without metadata (crash leftovers)",
+    )
     gc.set_defaults(func=cmd_gc)
 
     retention = sub.add_parser("retention", help="apply the retention policy (retention.toml) now")

@@ -20,13 +20,18 @@ the transaction that performs it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
+
+import trio
 
 from registry.audit import chain
 from registry.oci.digest import Digest
+from registry.storage.interfaces import BlobStore
 from registry.storage.service import RegistryService
 from registry.storage.sqlite_meta import SqliteMetadataStore
 
@@ -190,3 +195,47 @@ class GarbageCollector:
                 notify=False,
             )
         return report
+
+    async def collect_orphan_files(self, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> list[str]:
+        """Opt-in (``registry gc --orphan-files``): walk the blob directory once and delete content files
+        that have no metadata row and were last written before the grace cutoff (left by a crash between
+        the rename and the metadata commit, or by the one push/GC interleaving described in docs/gc.md).
+
+        Each file is tombstoned inside a write transaction that first re-checks there is still no row, so
+        an upload committing the same digest meanwhile either came first (the file is kept) or is refused
+        cleanly. Returns the deleted digests."""
+        cutoff = time.time() - grace_seconds
+        deleted = []
+        async for digest in self.service.blobs.walk():
+            mtime = await trio.to_thread.run_sync(_mtime, self.service.blobs, digest)
+            if mtime is None or mtime >= cutoff:
+                continue
+            now = time.time()
+
+            def tombstone(conn: sqlite3.Connection, d: str = str(digest), at: float = now) -> bool:
+                if conn.execute("SELECT 1 FROM blobs WHERE digest = ?", (d,)).fetchone() is not None:
+                    return False
+                conn.execute("INSERT OR REPLACE INTO gc_tombstones(digest, at) VALUES (?, ?)", (d, at))
+                chain.append(conn, chain.AuditEntry("gc.orphan_file.delete", actor="cli:gc", resource=d))
+                return True
+
+            if not await self.meta.db.write(tombstone, notify=False):
+                continue
+            await self.service.blobs.delete(digest)
+            await self.meta.db.write(partial(_untomb, digest=str(digest)), notify=False)
+            deleted.append(str(digest))
+        return deleted
+
+
+def _untomb(conn: sqlite3.Connection, digest: str) -> None:
+    conn.execute("DELETE FROM gc_tombstones WHERE digest = ?", (digest,))
+
+
+def _mtime(blobs: BlobStore, digest: Digest) -> float | None:
+    path = getattr(blobs, "blob_path", None)
+    if path is None:
+        return None
+    try:
+        return float(os.stat(path(digest)).st_mtime)
+    except FileNotFoundError:
+        return None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -170,3 +172,26 @@ async def test_push_that_commits_first_keeps_its_blobs(
     await service.blob_size("ns/a", DIGEST)  # HEAD: the client will rely on the blob
     assert (await gc.collect(grace_seconds=3600)).blobs == []
     assert [b["digest"] for b in (await gc.collect(grace_seconds=0)).blobs] == [str(DIGEST)]
+
+
+async def test_orphan_content_files_are_removed_only_without_metadata(
+    setup: tuple[RegistryService, GarbageCollector, PausingBlobStore],
+) -> None:
+    service, gc, blobs = setup
+    await service.push_monolithic("ns/a", DIGEST, body(DATA), len(DATA))
+    orphan_data = b"left by a crash between rename and metadata commit"
+    orphan = Digest.parse("sha256:" + hashlib.sha256(orphan_data).hexdigest())
+    path = blobs.blob_path(orphan)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orphan_data)
+    fresh_data = b"an upload that has just renamed its file into place"
+    fresh = Digest.parse("sha256:" + hashlib.sha256(fresh_data).hexdigest())
+    blobs.blob_path(fresh).parent.mkdir(parents=True, exist_ok=True)
+    blobs.blob_path(fresh).write_bytes(fresh_data)
+    old = time.time() - 3 * 3600
+    for p in (path, blobs.blob_path(DIGEST)):
+        os.utime(p, (old, old))
+    assert await gc.collect_orphan_files(grace_seconds=7200) == [str(orphan)]
+    assert not path.exists()
+    assert blobs.blob_path(fresh).exists()  # within the grace period
+    await assert_intact(service, "ns/a")  # has metadata: kept however old the file
