@@ -78,6 +78,36 @@ class UploadSettings:
 
 
 @dataclass(frozen=True)
+class GcSettings:
+    # Online garbage collection in the background (0: only on demand with `registry gc` or the API).
+    interval_seconds: int = 3600
+    # Unreferenced blobs (and referrers without a subject) go only after this long unreferenced.
+    grace_seconds: int = 2 * 3600
+    # Blob HEAD/GET touches and pull times are batched in memory and written this often.
+    usage_flush_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    # TOML policy file (retention rules and immutable tags); empty: <storage.root>/retention.toml.
+    policy_file: str = ""
+    # Apply the retention rules in the background this often (0: only on demand).
+    interval_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    # Signed checkpoints (outside the database) at most this far apart: the window in which a truncated
+    # tail of the audit log can go unnoticed.
+    checkpoint_interval_seconds: float = 10.0
+    # Records older than this are pruned (0: kept forever); pruning leaves a signed anchor.
+    retention_days: int = 0
+    # Share of successful manifest pulls recorded as audit events (0: none, 1: all). Pull times for
+    # retention are tracked separately and always.
+    pull_sample_rate: float = 0.0
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "info"
     access_log: bool = False
@@ -91,3 +121,6 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     uploads: UploadSettings = field(default_factory=UploadSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    gc: GcSettings = field(default_factory=GcSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)

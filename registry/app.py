@@ -17,7 +17,12 @@ from registry.api.auth import Authorizer
 from registry.api.context import ApiContext
 from registry.api.ops import close_safe, make_ops_app
 from registry.api.routes import ASGIApp, RegistryAsgi
+from registry.audit import chain
+from registry.audit.chain import AuditEntry
 from registry.events import OutboxRelay, Subscriber
+from registry.gc.collector import GarbageCollector
+from registry.gc.maintenance import Maintenance
+from registry.gc.policy_source import PolicySource, policy_path
 from registry.iam.setup import build_iam
 from registry.storage.fs_blobs import FilesystemBlobStore
 from registry.storage.service import RegistryService
@@ -36,6 +41,7 @@ class Registry:
     service: RegistryService
     relay: OutboxRelay
     asgi: RegistryAsgi
+    maintenance: Maintenance
 
     async def ready(self) -> bool:
         try:
@@ -62,7 +68,8 @@ class Registry:
 @asynccontextmanager
 async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = ()) -> AsyncIterator[Registry]:
     """Open the stores under ``storage.root`` and build the ASGI app. Background loops are not started:
-    run ``relay.serve`` and ``serve_upload_purge`` in a nursery (``registry.server`` does)."""
+    run ``relay.serve``, ``serve_upload_purge`` and ``maintenance.serve_maintenance`` in a nursery
+    (``registry.server`` does)."""
     root = Path(settings.storage.root)
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     blobs = FilesystemBlobStore(root)
@@ -85,9 +92,18 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
         async def ready() -> bool:
             return registry is not None and await registry.ready()
 
-        ctx = ApiContext(service, settings, authorizer)
-        asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, make_ops_app(ready, authorizer))))
-        registry = Registry(settings, blobs, meta, service, relay, asgi)
+        collector = GarbageCollector(service, meta, settings.uploads.ttl_seconds, settings.gc.grace_seconds)
+        policy = PolicySource(policy_path(root, settings.retention.policy_file))
+        service.immutable_tag = policy.is_immutable
+        maintenance = Maintenance(settings, meta, collector, policy)
+
+        async def audit(entry: AuditEntry) -> None:
+            await db.write(lambda conn: chain.append(conn, entry), notify=False)
+
+        ctx = ApiContext(service, settings, authorizer, audit)
+        ops = make_ops_app(ready, authorizer, maintenance)
+        asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, ops)))
+        registry = Registry(settings, blobs, meta, service, relay, asgi, maintenance)
         yield registry
     finally:
         await db.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ from registry.storage.service import RegistryService
 
 if TYPE_CHECKING:
     from registry.api.auth import Authorizer
+    from registry.audit.chain import AuditEntry
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class ApiContext:
     service: RegistryService
     settings: Settings
     auth: Authorizer | None = None  # None: --auth none
+    audit: Callable[[AuditEntry], Awaitable[None]] | None = None  # the audit log (registry.api.audit_events)
 
     def _trusted(self, host: str) -> bool:
         if not self.settings.server.trusted_proxies or not host:

@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from dataclasses import asdict
 from typing import Any
 
 from quart import Blueprint, Response, request
 from quart_trio import QuartTrio
 
-from registry.api.auth import Authorizer, parse_basic
+from registry.api.auth import Authorizer, AuthResult, parse_basic
 from registry.api.openapi import OPENAPI
+from registry.audit import query as audit_query
+from registry.audit.query import AuditFilter
+from registry.gc.collector import DEFAULT_GRACE_SECONDS
+from registry.gc.maintenance import Maintenance
+from registry.gc.retention import apply_retention
 from registry.iam.model import Binding, Identity
 from registry.iam.service import AuthFailure
 from registry.iam.store import IamError
 from registry.oci import errors as e
+from registry.oci.digest import Digest
+from registry.oci.names import validate_name
 from registry.tokens.verifier import TokenError
 
 log = logging.getLogger("registry.api")
@@ -55,11 +64,14 @@ def _kind(kinds: str) -> str:
     return kind
 
 
-def make_management(auth: Authorizer) -> Blueprint:
+def make_management(auth: Authorizer, maintenance: Maintenance | None = None) -> Blueprint:
     api = Blueprint("management", __name__, url_prefix="/api/v1")
+    collector = None if maintenance is None else maintenance.collector
+    collector_grace = DEFAULT_GRACE_SECONDS if collector is None else collector.grace_seconds
     iam = auth.iam
 
-    async def admin() -> Identity:
+    async def principal() -> Identity:
+        """The authenticated caller (Basic credential or Bearer token), admin or not. Raises 401/429."""
         header = request.headers.get("Authorization", "")
         source = request.remote_addr or ""
         identity: Identity | None = None
@@ -82,6 +94,10 @@ def make_management(auth: Authorizer) -> Blueprint:
                 identity = None
         if identity is None:
             raise e.RegistryError(e.UNAUTHORIZED, headers={"WWW-Authenticate": 'Basic realm="registry"'})
+        return identity
+
+    async def admin() -> Identity:
+        identity = await principal()
         if not identity.admin:
             raise e.RegistryError(e.DENIED, "the management API needs the admin role")
         return identity
@@ -251,11 +267,84 @@ def make_management(auth: Authorizer) -> Blueprint:
     async def audit() -> Response:
         await admin()
         limit = min(max(request.args.get("limit", 100, type=int) or 100, 1), 10000)
-        return _json(await auth.store.audit_records(limit))
+        args = request.args
+        if not any(k in args for k in ("since", "until", "event", "actor", "outcome", "resource", "after")):
+            return _json(await auth.store.audit_records(limit))
+        flt = AuditFilter(
+            since=args.get("since", type=float),
+            until=args.get("until", type=float),
+            event=args.get("event") or None,
+            actor=args.get("actor") or None,
+            outcome=args.get("outcome") or None,
+            resource=args.get("resource") or None,
+            after_id=args.get("after", 0, type=int) or 0,
+            limit=limit,
+            newest_first="after" not in args,
+        )
+        return _json(await auth.store.db.read(lambda conn: audit_query.records(conn, flt)))
+
+    @api.post("/pulls")
+    async def pulls() -> Response:
+        """Pull times reported by edges (pulls served from their caches). Any principal may report, but only
+        for repositories it may pull; the rest is ignored. Future times are clamped to now; the max is kept."""
+        who = await principal()
+        if collector is None:
+            raise IamError("not_found", "pull tracking is not available here")
+        entries = (await body()).get("pulls")
+        if not isinstance(entries, list):
+            raise IamError("invalid", 'expected {"pulls": [{"repository", "digest", "time"}, …]}')
+        rights = AuthResult(who, None, await auth.store.namespace_flags())
+        now, accepted = time.time(), 0
+        for entry in entries:
+            pulled = _pull_entry(entry)
+            if pulled is not None and rights.allows(pulled[0], "pull"):
+                collector.service.usage.pulled(pulled[0], pulled[1], min(pulled[2], now))
+                accepted += 1
+        return _json({"accepted": accepted, "ignored": len(entries) - accepted})
+
+    @api.post("/retention")
+    async def retention() -> Response:
+        who = await admin()
+        if maintenance is None:
+            raise IamError("not_found", "retention is not available here")
+        doc = await request.get_json(force=True, silent=True) or {}
+        if not isinstance(doc, dict):
+            raise IamError("invalid", "expected a JSON object body")
+        await maintenance.collector.service.usage.flush(maintenance.meta.record_usage)
+        policy = maintenance.policy.current()
+        report = await apply_retention(maintenance.meta, policy, bool(doc.get("dry_run", False)), who.subject)
+        return _json(report.as_json())
+
+    @api.post("/gc")
+    async def gc() -> Response:
+        who = await admin()
+        if collector is None:
+            raise IamError("not_found", "garbage collection is not available here")
+        doc = await request.get_json(force=True, silent=True) or {}
+        if not isinstance(doc, dict):
+            raise IamError("invalid", "expected a JSON object body")
+        grace = doc.get("grace_period_seconds", collector_grace)
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+            raise IamError("invalid", "grace_period_seconds must be a number >= 0")
+        report = await collector.collect(float(grace), bool(doc.get("dry_run", False)), who.subject)
+        return _json(report.as_json())
 
     return api
 
 
-def install(app: QuartTrio, auth: Authorizer) -> None:
+def _pull_entry(entry: Any) -> tuple[str, str, float] | None:
+    """``(repository, digest, time)`` of one reported pull, or None when malformed."""
+    if not isinstance(entry, dict):
+        return None
+    at = entry.get("time")
+    if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+        return None
+    try:
+        return validate_name(str(entry.get("repository", ""))), str(Digest.parse(str(entry.get("digest", "")))), at
+    except (e.RegistryError, ValueError):
+        return None
+
+
+def install(app: QuartTrio, auth: Authorizer, maintenance: Maintenance | None = None) -> None:
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
-    app.register_blueprint(make_management(auth))
+    app.register_blueprint(make_management(auth, maintenance))

@@ -176,6 +176,30 @@ OPENAPI: dict[str, Any] = {
             "post": _op("grant a role on a namespace", "201", "Binding"),
             "delete": _op("revoke a role binding", "204", "Binding"),
         },
-        "/audit": {"get": _op("recent audit records")},
+        "/audit": {
+            "get": _op(
+                "audit records, newest first; filters: since, until (unix time), event (exact or prefix ending"
+                " in '.' or '*'), actor, outcome, resource (prefix), after (id: oldest first from there), limit"
+            )
+        },
+        "/pulls": {
+            "post": _op(
+                "report pulls served elsewhere (edges): body {pulls: [{repository, digest, time}]}; any"
+                " authenticated principal, entries for repositories it cannot pull are ignored; answers"
+                " {accepted, ignored}"
+            )
+        },
+        "/retention": {
+            "post": _op(
+                "apply the retention policy file now; body {dry_run: bool}; answers the deleted manifests"
+                " (a dry run executes the same transaction and rolls it back)"
+            )
+        },
+        "/gc": {
+            "post": _op(
+                "run garbage collection now; body {dry_run: bool, grace_period_seconds: number}; answers what"
+                " was (or would be) removed and bytes_freed"
+            )
+        },
     },
 }

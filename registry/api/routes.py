@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from registry.api import access, blobs, listing, manifests, token, uploads
+from registry.api.audit_events import audit_request
 from registry.api.auth import Authorizer
 from registry.api.context import ApiContext
 from registry.api.http import Receive, Request, Response, Scope, Send, send_response
@@ -161,4 +162,5 @@ class RegistryAsgi:
             response = Response.error(e.RegistryError(e.UNKNOWN))
         if response.status >= 400:
             await settle_body(req, response)
+        await audit_request(self.ctx, req, response)
         await send_response(send, response, req.method == "HEAD")

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from registry.audit import chain
+from registry.audit.chain import AuditEntry
 from registry.iam.model import (
     ADMIN_ROLE,
     ALL_NAMESPACES,
@@ -470,13 +472,11 @@ class SqliteIamStore:
     ) -> None:
         """Append one audit record (never secrets or tokens)."""
 
-        def w(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO audit(at, event, outcome, actor, credential, source, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), event, outcome, actor, credential, source, json.dumps(detail, sort_keys=True)),
-            )
+        await self.append_audit(AuditEntry(event, outcome, actor, credential, source, detail))
 
-        await self.db.write(w, notify=False)
+    async def append_audit(self, entry: AuditEntry) -> None:
+        """Append one record to the hash-chained audit log (``registry.audit.chain``)."""
+        await self.db.write(lambda conn: chain.append(conn, entry), notify=False)
 
     async def audit_records(self, limit: int = 1000) -> list[dict[str, Any]]:
         def q(conn: sqlite3.Connection) -> list[dict[str, Any]]:

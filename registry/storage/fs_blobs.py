@@ -200,6 +200,9 @@ class FilesystemBlobStore:
         with suppress(FileNotFoundError):
             await trio.to_thread.run_sync(os.unlink, self.blob_path(digest))
 
+    def contains(self, digest: Digest) -> bool:
+        return self.blob_path(digest).is_file()
+
     async def upload_ids_older_than(self, before: float) -> list[str]:
         return await trio.to_thread.run_sync(upload_files_older_than, self, before)
 

@@ -6,7 +6,7 @@ A later S3 + PostgreSQL backend implements the same Protocols and passes the sam
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -66,6 +66,9 @@ class BlobStore(Protocol):
 
     async def delete(self, digest: Digest) -> None: ...
 
+    def contains(self, digest: Digest) -> bool:
+        """Whether the content exists (blocking and cheap: callable from a worker thread)."""
+
     async def upload_ids_older_than(self, before: float) -> list[str]:
         """Upload data not written to since ``before`` (including data whose session row is gone)."""
 
@@ -83,7 +86,17 @@ class BlobIndex(Protocol):
     """Which repositories link which blobs. A blob is served only in repositories that link it."""
 
     async def blob_size(self, repo: str, digest: Digest) -> int | None: ...
-    async def commit_blob(self, repo: str, digest: Digest, size: int, upload_id: str | None) -> None: ...
+    async def commit_blob(
+        self,
+        repo: str,
+        digest: Digest,
+        size: int,
+        upload_id: str | None,
+        present: Callable[[], bool] | None = None,
+    ) -> None:
+        """Record and link a blob; ``present`` (blocking) is called inside the transaction to confirm the
+        content still exists. Raises ``UNAVAILABLE`` while garbage collection is deleting ``digest``."""
+
     async def mount_blob(self, repo: str, source: str, digest: Digest) -> int | None: ...
     async def unlink_blob(self, repo: str, digest: Digest) -> bool: ...
     async def all_blobs(self) -> list[BlobRow]: ...
@@ -91,16 +104,25 @@ class BlobIndex(Protocol):
 
 class ManifestIndex(Protocol):
     async def put_manifest(
-        self, repo: str, record: ManifestRecord, refs: Sequence[ManifestRef], tag: str | None
+        self,
+        repo: str,
+        record: ManifestRecord,
+        refs: Sequence[ManifestRef],
+        tag: str | None,
+        immutable: bool = False,
     ) -> None:
         """Store, link and optionally tag a manifest in one transaction.
 
         Raises:
-            RegistryError: ``MANIFEST_BLOB_UNKNOWN`` if a referenced blob or child is not in ``repo``.
+            RegistryError: ``MANIFEST_BLOB_UNKNOWN`` if a referenced blob or child is not in ``repo``;
+                ``DENIED`` when ``immutable`` and ``tag`` already names another manifest.
         """
 
     async def get_manifest(self, repo: str, reference: str | Digest) -> ManifestRecord | None: ...
-    async def delete_manifest(self, repo: str, digest: Digest) -> bool: ...
+    async def delete_manifest(self, repo: str, digest: Digest, protected: Callable[[str], bool] | None = None) -> bool:
+        """Unlink a manifest and its tags. Raises ``DENIED`` if ``protected`` (called inside the
+        transaction) is true for one of its tags."""
+
     async def delete_tag(self, repo: str, tag: str) -> bool: ...
     async def list_tags(self, repo: str, n: int, last: str | None) -> list[str] | None: ...
     async def list_repositories(self, n: int, last: str | None) -> list[str]: ...

@@ -20,7 +20,12 @@ IAM (registry.iam.store):
   roles(name, permissions), bindings(role, namespace, subject_kind, subject_name)
   k8s_identities(issuer, subject, service_account)
   signing_keys(kid, private_pem, created, retired)
-  audit(id, at, event, outcome, actor, credential, source, detail)   append-only
+  audit(id, at, event, outcome, actor, credential, source, detail,   append-only, hash-chained
+        resource, request_id, user_agent, prev, hash)                  (registry.audit.chain)
+GC and usage (registry.gc):
+  blobs.last_ref                           last upload/mount/HEAD/GET of the blob (GC grace clock)
+  gc_tombstones(digest, at)                blob files being deleted: uploads of these digests fail
+  pulls(repo, digest, at)                  last pull time per manifest (retention "pulled within")
   meta('iam_generation')                   bumped by every IAM change; caches compare it
 """
 
@@ -107,6 +112,22 @@ def _create_iam(db: sqlite_utils.Database) -> None:
     t("bindings").create_index(["subject_kind", "subject_name"], if_not_exists=True)
 
 
+def _add_columns(db: sqlite_utils.Database, table: str, columns: dict[str, type]) -> None:
+    existing = {c.name for c in db.table(table).columns}
+    for name, kind in columns.items():
+        if name not in existing:
+            db.table(table).add_column(name, kind)
+
+
+def _create_gc(db: sqlite_utils.Database) -> None:
+    """Tables and columns of online GC, pull times and the audit hash chain (added to older databases)."""
+    _add_columns(db, "blobs", {"last_ref": float})
+    _add_columns(db, "audit", {"resource": str, "request_id": str, "user_agent": str, "prev": str, "hash": str})
+    db.table("gc_tombstones").create({"digest": str, "at": float}, pk="digest", if_not_exists=True)
+    db.table("pulls").create({"repo": str, "digest": str, "at": float}, pk=("repo", "digest"), if_not_exists=True)
+    db.table("manifest_refs").create_index(["digest"], if_not_exists=True)
+
+
 def create(path: Path) -> None:
     """Create the tables and indexes if they are missing (idempotent; safe beside a running server).
 
@@ -176,6 +197,7 @@ def create(path: Path) -> None:
         )
         db.table("outbox_cursors").create({"subscriber": str, "last_id": int}, pk="subscriber", if_not_exists=True)
         _create_iam(db)
+        _create_gc(db)
         db.table("tags").create_index(["repo", "digest"], if_not_exists=True)
         db.table("manifest_refs").create_index(["ref"], if_not_exists=True)
         db.table("repo_blobs").create_index(["digest"], if_not_exists=True)

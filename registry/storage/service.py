@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import trio
@@ -19,6 +19,7 @@ from registry.oci.manifest import parse_manifest
 from registry.oci.names import parse_reference, validate_name
 from registry.storage.interfaces import BlobStore, MetadataStore, UploadWriter
 from registry.storage.records import ManifestRecord, ManifestRef, Referrer, UploadSession
+from registry.storage.usage import UsageTracker
 
 Body = AsyncIterator[bytes]
 READ_CHUNK = 1024 * 1024
@@ -59,6 +60,9 @@ class RegistryService:
         self.manifest_max_bytes = manifest_max_bytes
         self._hashers: dict[str, tuple[int, Hasher]] = {}
         self._locks: dict[str, trio.Lock] = {}
+        self.usage = UsageTracker()
+        # Immutable-tag rules (set by the composition root): such tags can be neither moved nor deleted.
+        self.immutable_tag: Callable[[str, str], bool] = lambda repo, tag: False
 
     # -- blobs ----------------------------------------------------------------------------------------
     async def blob_size(self, repo: str, digest: Digest) -> int:
@@ -66,6 +70,7 @@ class RegistryService:
         size = await self.meta.blob_size(repo, digest)
         if size is None:
             raise e.RegistryError(e.BLOB_UNKNOWN, detail={"digest": str(digest)})
+        self.usage.touch_blob(str(digest), time.time())  # a client that HEADs a blob relies on it surviving
         return size
 
     async def read_blob(self, digest: Digest, start: int, end: int) -> AsyncIterator[bytes]:
@@ -249,7 +254,11 @@ class RegistryService:
                     {"expected": str(digest), "actual": str(actual)},
                 )
             await self.blobs.commit_upload(upload_id, digest)
-            await self.meta.commit_blob(repo, digest, size, upload_id)
+            try:
+                await self.meta.commit_blob(repo, digest, size, upload_id, self._present(digest))
+            except e.RegistryError:
+                await self._forget(upload_id)
+                raise
             self._hashers.pop(upload_id, None)
         self._locks.pop(upload_id, None)
 
@@ -275,7 +284,10 @@ class RegistryService:
                 {"expected": str(digest), "actual": str(actual)},
             )
         await self.blobs.commit_upload(upload_id, digest)
-        await self.meta.commit_blob(repo, digest, size, None)
+        await self.meta.commit_blob(repo, digest, size, None, self._present(digest))
+
+    def _present(self, digest: Digest) -> Callable[[], bool]:
+        return lambda: self.blobs.contains(digest)
 
     async def cancel_upload(self, repo: str, upload_id: str) -> None:
         async with self._lock(upload_id):
@@ -323,7 +335,8 @@ class RegistryService:
             subject=None if parsed.subject is None else parsed.subject.digest,
             annotations_json=None if parsed.annotations is None else json.dumps(parsed.annotations),
         )
-        await self.meta.put_manifest(repo, record, refs, None if isinstance(ref, Digest) else ref)
+        tag = None if isinstance(ref, Digest) else ref
+        await self.meta.put_manifest(repo, record, refs, tag, tag is not None and self.immutable_tag(repo, tag))
         return PushedManifest(digest, record.subject)
 
     @staticmethod
@@ -342,14 +355,17 @@ class RegistryService:
         record = await self.meta.get_manifest(repo, self._lookup_reference(reference))
         if record is None:
             raise e.RegistryError(e.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
+        self.usage.pulled(repo, str(record.digest), time.time())
         return record
 
     async def delete_manifest(self, repo: str, reference: str) -> None:
         """Delete by digest (the manifest and its tags in ``repo``) or by tag (the tag only)."""
         ref = self._lookup_reference(reference)
         if isinstance(ref, Digest):
-            found = await self.meta.delete_manifest(repo, ref)
+            found = await self.meta.delete_manifest(repo, ref, lambda tag: self.immutable_tag(repo, tag))
         else:
+            if self.immutable_tag(repo, ref):
+                raise e.RegistryError(e.DENIED, f"tag {ref} is immutable", {"tag": ref})
             found = await self.meta.delete_tag(repo, ref)
         if not found:
             raise e.RegistryError(e.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})

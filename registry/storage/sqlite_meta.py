@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from registry.oci.digest import Digest
-from registry.oci.errors import MANIFEST_BLOB_UNKNOWN, RegistryError
+from registry.oci.errors import DENIED, MANIFEST_BLOB_UNKNOWN, UNAVAILABLE, RegistryError
 from registry.storage.records import (
     BlobRow,
     Event,
@@ -80,12 +80,30 @@ class SqliteMetadataStore:
 
         return await self._read(q)
 
-    async def commit_blob(self, repo: str, digest: Digest, size: int, upload_id: str | None) -> None:
+    async def commit_blob(
+        self,
+        repo: str,
+        digest: Digest,
+        size: int,
+        upload_id: str | None,
+        present: Callable[[], bool] | None = None,
+    ) -> None:
         def w(conn: sqlite3.Connection) -> None:
+            # Online GC deletes a blob's rows, then its file (tombstoned meanwhile). Holding the write lock,
+            # refuse while a tombstone exists, and check the file is still there: an upload that found the
+            # content present and discarded its own copy may have raced with that deletion.
+            if conn.execute("SELECT 1 FROM gc_tombstones WHERE digest = ?", (str(digest),)).fetchone() or (
+                present is not None and not present()
+            ):
+                raise RegistryError(
+                    UNAVAILABLE, "the blob was being garbage-collected; push it again", {"digest": str(digest)}
+                )
             now = time.time()
             self._ensure_repo(conn, repo, now)
             conn.execute(
-                "INSERT OR IGNORE INTO blobs(digest, size, created) VALUES (?, ?, ?)", (str(digest), size, now)
+                "INSERT INTO blobs(digest, size, created, last_ref) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(digest) DO UPDATE SET last_ref = excluded.last_ref",
+                (str(digest), size, now, now),
             )
             conn.execute(
                 "INSERT OR IGNORE INTO repo_blobs(repo, digest, created) VALUES (?, ?, ?)",
@@ -111,6 +129,7 @@ class SqliteMetadataStore:
                 "INSERT OR IGNORE INTO repo_blobs(repo, digest, created) VALUES (?, ?, ?)",
                 (repo, str(digest), now),
             )
+            conn.execute("UPDATE blobs SET last_ref = ? WHERE digest = ?", (now, str(digest)))
             self._event(conn, "blob.mounted", repo, str(digest), data=source)
             return int(row[0])
 
@@ -134,7 +153,12 @@ class SqliteMetadataStore:
 
     # -- manifests ------------------------------------------------------------------------------------
     async def put_manifest(
-        self, repo: str, record: ManifestRecord, refs: Sequence[ManifestRef], tag: str | None
+        self,
+        repo: str,
+        record: ManifestRecord,
+        refs: Sequence[ManifestRef],
+        tag: str | None,
+        immutable: bool = False,
     ) -> None:
         digest = str(record.digest)
 
@@ -187,6 +211,8 @@ class SqliteMetadataStore:
                 self._event(conn, "manifest.pushed", repo, digest, data=record.media_type)
             if tag is not None:
                 old = conn.execute("SELECT digest FROM tags WHERE repo = ? AND tag = ?", (repo, tag)).fetchone()
+                if immutable and old is not None and old[0] != digest:
+                    raise RegistryError(DENIED, f"tag {tag} is immutable", {"tag": tag, "digest": old[0]})
                 if old is None or old[0] != digest:
                     conn.execute(
                         "INSERT INTO tags(repo, tag, digest, updated) VALUES (?, ?, ?, ?) "
@@ -225,9 +251,13 @@ class SqliteMetadataStore:
 
         return await self._read(q)
 
-    async def delete_manifest(self, repo: str, digest: Digest) -> bool:
+    async def delete_manifest(self, repo: str, digest: Digest, protected: Callable[[str], bool] | None = None) -> bool:
         def w(conn: sqlite3.Connection) -> bool:
             d = str(digest)
+            if protected is not None:
+                for (tag,) in conn.execute("SELECT tag FROM tags WHERE repo = ? AND digest = ?", (repo, d)):
+                    if protected(tag):
+                        raise RegistryError(DENIED, f"tag {tag} is immutable", {"tag": tag, "digest": d})
             cur = conn.execute("DELETE FROM repo_manifests WHERE repo = ? AND digest = ?", (repo, d))
             if not cur.rowcount:
                 return False
@@ -304,6 +334,22 @@ class SqliteMetadataStore:
             return blobs, manifests
 
         return await self._read(q)
+
+    async def record_usage(self, blobs: dict[str, float], pulls: dict[tuple[str, str], float]) -> None:
+        """Write batched blob reference times and pull times (keeping the maximum) in one transaction."""
+
+        def w(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE blobs SET last_ref = MAX(COALESCE(last_ref, 0), ?) WHERE digest = ?",
+                [(at, digest) for digest, at in blobs.items()],
+            )
+            conn.executemany(
+                "INSERT INTO pulls(repo, digest, at) VALUES (?, ?, ?) "
+                "ON CONFLICT(repo, digest) DO UPDATE SET at = MAX(at, excluded.at)",
+                [(repo, digest, at) for (repo, digest), at in pulls.items()],
+            )
+
+        await self._write(w, notify=False)
 
     # -- uploads --------------------------------------------------------------------------------------
     async def create_upload(self, repo: str, upload_id: str, now: float) -> None:

@@ -1,0 +1,2 @@
+"""The tamper-evident audit log: hash-chained records (``chain``), signed checkpoints (``checkpoints``),
+verification (``verify``) and filtered queries (``query``)."""

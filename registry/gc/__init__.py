@@ -1,0 +1,1 @@
+"""Online garbage collection (``collector``) and its schedule."""
