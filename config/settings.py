@@ -81,6 +81,7 @@ class UploadSettings:
 class LogSettings:
     level: str = "info"
     access_log: bool = False
+    format: str = "text"  # "text" or "json" (one JSON object per line)
 
 
 @dataclass(frozen=True)

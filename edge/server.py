@@ -29,7 +29,7 @@ def hypercorn_config(settings: EdgeSettings) -> HypercornConfig:
     config.keep_alive_timeout = settings.keep_alive_timeout
     config.graceful_timeout = settings.graceful_timeout
     config.accesslog = logging.getLogger("edge.access") if settings.access_log else None
-    config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}i)s'
+    config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
 

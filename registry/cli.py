@@ -45,7 +45,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from registry.server import serve
 
     settings = _settings(args)
-    _setup_logging(settings.log.level)
+    from registry.logs import setup_logging
+
+    setup_logging(settings.log.level, settings.log.format)
     trio.run(serve, settings)
     return 0
 

@@ -42,7 +42,7 @@ def hypercorn_config(settings: Settings) -> _Config:
     config.keep_alive_timeout = server.keep_alive_timeout
     config.graceful_timeout = server.graceful_timeout
     config.accesslog = logging.getLogger("registry.access") if settings.log.access_log else None
-    config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}i)s'
+    config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
     config.errorlog = logging.getLogger("hypercorn.error")
     if server.tls_cert:
         config.certfile = server.tls_cert

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,3 +87,24 @@ def test_request_id_is_echoed_logged_or_generated(registry: RegistryProcess) -> 
     generated = httpx.get(f"{registry.url}/v2/", timeout=10).headers["x-request-id"]
     assert len(generated) == 32 and generated != "req-abc-123"
     assert "rid=req-abc-123" in registry.log_text()
+
+
+def test_json_logs_have_a_shape_and_no_secrets(tmp_path: Path) -> None:
+    env = {**CHEAP_ARGON2, "REGISTRY__LOG__FORMAT": "json", "REGISTRY__LOG__ACCESS_LOG": "true"}
+    with RegistryProcess(tmp_path / "data", "--auth", "token", env=env) as proc:
+        admin = json.loads((proc.data / "admin-credential.json").read_text())
+        token = httpx.get(f"{proc.url}/token", auth=(admin["username"], admin["password"]), timeout=30)
+        assert token.status_code == 200
+        bearer = token.json()["token"]
+        headers = {"Authorization": f"Bearer {bearer}", "X-Request-Id": "json-log-1"}
+        assert httpx.get(f"{proc.url}/v2/", headers=headers, timeout=10).status_code == 200
+        assert httpx.get(f"{proc.url}/token", auth=("nobody", "s3cret-wrong"), timeout=30).status_code == 401
+        log = proc.log_text()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert len(lines) >= 4 and all({"ts", "level", "logger", "msg"} <= line.keys() for line in lines)
+    access = [line for line in lines if line["logger"] == "registry.access"]
+    catalog = [line for line in access if line["path"] == "/v2/"]
+    assert catalog and catalog[0]["status"] == "200" and catalog[0]["request_id"] == "json-log-1"
+    assert all(line["request_id"] for line in access)
+    for secret in (admin["password"], bearer, "s3cret-wrong"):
+        assert secret not in log
