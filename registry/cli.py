@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from config import ConfigError, Settings, load_settings
-from registry import admin_cli
+from registry import admin_cli, backup
 
 log = logging.getLogger("registry")
 
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     fsck.add_argument("--config", help="TOML configuration file")
     fsck.set_defaults(func=cmd_fsck)
     admin_cli.add_parser(sub)
+    backup.add_parser(sub)
     return parser
 
 
