@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from tests.edge.conftest import EdgeFactory
@@ -18,9 +20,14 @@ def test_edge_metrics_after_a_miss_and_a_hit(primary: RegistryProcess, make_edge
     with httpx.Client(base_url=edge.url, timeout=60) as client:
         for _ in range(2):
             assert client.get(f"/v2/{repo}/blobs/{digest}").content == data
-        response = client.get("/metrics")
-    assert response.status_code == 200
-    found = samples(response.text)
+        deadline = time.monotonic() + 30
+        while True:  # the fill commits to the cache just after the first answer's last byte
+            response = client.get("/metrics")
+            assert response.status_code == 200
+            found = samples(response.text)
+            if value(found, "edge_fills_total") == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
     assert value(found, "edge_misses_total") == 1
     # the second GET is a hit, or joins the fill if that was still committing
     assert value(found, "edge_hits_total") + value(found, "edge_coalesced_total") == 1
