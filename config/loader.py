@@ -182,6 +182,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("uploads: ttl_seconds must be >= 60 and purge_interval_seconds >= 1")
     if settings.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log.level: expected debug, info, warning or error, got {settings.log.level!r}")
+    if settings.log.format not in ("text", "json"):
+        raise ConfigError(f"log.format: expected text or json, got {settings.log.format!r}")
     if server.keep_alive_timeout <= 0 or server.graceful_timeout < 0:
         raise ConfigError("server.keep_alive_timeout must be > 0 and server.graceful_timeout >= 0")
     return settings

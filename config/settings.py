@@ -111,6 +111,7 @@ class AuditSettings:
 class LogSettings:
     level: str = "info"
     access_log: bool = False
+    format: str = "text"  # "text" or "json" (one JSON object per line)
 
 
 @dataclass(frozen=True)

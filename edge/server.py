@@ -14,6 +14,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from edge.app import open_edge
+from edge.promexport import forward_request_id, instrument_edge
 from edge.settings import EdgeSettings, parse_listen
 
 log = logging.getLogger("edge")
@@ -28,6 +29,7 @@ def hypercorn_config(settings: EdgeSettings) -> HypercornConfig:
     config.keep_alive_timeout = settings.keep_alive_timeout
     config.graceful_timeout = settings.graceful_timeout
     config.accesslog = logging.getLogger("edge.access") if settings.access_log else None
+    config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
 
@@ -42,7 +44,9 @@ async def _wait_for_signal() -> None:
 async def serve(settings: EdgeSettings, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the edge until SIGTERM/SIGINT (or cancellation). ``task_status`` receives the bound URLs."""
     config = hypercorn_config(settings)
-    async with open_edge(settings) as app, trio.open_nursery() as server:
+    hooks = {"request": [forward_request_id]}
+    async with open_edge(settings, event_hooks=hooks) as edge_app, trio.open_nursery() as server:
+        app, _ = instrument_edge(edge_app, edge_app.ctx)
         binds = await server.start(partial(hypercorn_serve, cast(Any, app), config, shutdown_trigger=_wait_for_signal))
         for bind in binds:
             log.info(

@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from config import ConfigError, Settings, load_settings
-from registry import admin_cli, gc_cli
+from registry import admin_cli, backup, gc_cli
 
 log = logging.getLogger("registry")
 
@@ -33,19 +33,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides=overrides)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from registry.server import serve
 
     settings = _settings(args)
-    _setup_logging(settings.log.level)
+    from registry.logs import setup_logging
+
+    setup_logging(settings.log.level, settings.log.format)
     trio.run(serve, settings)
     return 0
 
@@ -108,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     fsck.set_defaults(func=cmd_fsck)
     admin_cli.add_parser(sub)
     gc_cli.add_parser(sub)
+    backup.add_parser(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from config import Settings
 from config.loader import parse_listen
 from registry.app import open_registry
+from registry.metrics import instrument_registry
 
 log = logging.getLogger("registry")
 
@@ -41,6 +42,7 @@ def hypercorn_config(settings: Settings) -> _Config:
     config.keep_alive_timeout = server.keep_alive_timeout
     config.graceful_timeout = server.graceful_timeout
     config.accesslog = logging.getLogger("registry.access") if settings.log.access_log else None
+    config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
     config.errorlog = logging.getLogger("hypercorn.error")
     if server.tls_cert:
         config.certfile = server.tls_cert
@@ -83,9 +85,10 @@ async def serve(settings: Settings, *, task_status: trio.TaskStatus[list[str]] =
         await background.start(registry.maintenance.serve_maintenance)
         if settings.server.tls_cert:
             background.start_soon(_reload_certificates, config, settings.server.tls_cert, settings.server.tls_key)
+        app, _ = instrument_registry(registry.asgi, registry.blobs.uploads)
         async with trio.open_nursery() as server:
             binds = await server.start(
-                partial(hypercorn_serve, cast(Any, registry.asgi), config, shutdown_trigger=_wait_for_signal)
+                partial(hypercorn_serve, cast(Any, app), config, shutdown_trigger=_wait_for_signal)
             )
             for bind in binds:
                 if settings.auth.mode == "none":
