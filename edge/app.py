@@ -22,6 +22,7 @@ from edge.freshness import FreshnessPolicy
 from edge.index import open_edge_index
 from edge.manifestcache import ManifestCache
 from edge.metrics import EdgeMetrics
+from edge.push import PushRelay
 from edge.settings import EdgeSettings
 from edge.upstream import open_upstream
 
@@ -53,7 +54,8 @@ async def open_edge(
                     clock=clock,
                     max_bytes=settings.manifest_max_bytes,
                 )
-                ctx = EdgeContext(settings, blobs, manifests, upstream, cache, metrics, settings.names())
+                push = PushRelay(upstream, index, settings.upstream_url)
+                ctx = EdgeContext(settings, blobs, manifests, upstream, cache, metrics, settings.names(), push)
                 yield EdgeAsgi(ctx)
                 nursery.cancel_scope.cancel()
         finally:
