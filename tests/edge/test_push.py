@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from edge.push import rewrite_location
 from tests.api.conftest import CHEAP_ARGON2
 from tests.e2e.clients import Skopeo
 from tests.edge.conftest import EdgeFactory
@@ -221,3 +222,25 @@ def test_skopeo_copy_through_edge(
         assert index["manifests"][0]["digest"] == sha256(image.manifest)
         for blob in [image.config, *image.layers]:
             assert (out / "blobs" / "sha256" / sha256(blob).split(":", 1)[1]).read_bytes() == blob
+
+
+@pytest.mark.parametrize(
+    ("location", "ns", "expected"),
+    [
+        ("/v2/a/b/blobs/uploads/u1?_state=x", None, "/v2/a/b/blobs/uploads/u1?_state=x"),
+        ("http://primary:5000/v2/a/blobs/uploads/u1", None, "/v2/a/blobs/uploads/u1"),
+        (
+            "http://primary:5000/v2/a/blobs/uploads/u1?s=1",
+            "primary:5000",
+            "/v2/a/blobs/uploads/u1?s=1&ns=primary%3A5000",
+        ),
+        ("/v2/a/manifests/sha256:00", "r.example", "/v2/a/manifests/sha256:00?ns=r.example"),
+        ("https://bucket.s3.example/obj?sig=1", None, "https://bucket.s3.example/obj?sig=1"),
+    ],
+)
+def test_location_is_rewritten_to_the_edge(location: str, ns: str | None, expected: str) -> None:
+    assert rewrite_location(location, "http://primary:5000", ns) == expected
+
+
+def test_location_under_an_upstream_path_prefix() -> None:
+    assert rewrite_location("/reg/v2/a/blobs/uploads/u", "https://h/reg", None) == "/v2/a/blobs/uploads/u"
