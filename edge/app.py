@@ -23,6 +23,7 @@ from edge.freshness import FreshnessPolicy
 from edge.index import open_edge_index
 from edge.manifestcache import ManifestCache
 from edge.metrics import EdgeMetrics
+from edge.push import PushRelay
 from edge.settings import EdgeSettings
 from edge.upstream import open_upstream
 
@@ -55,7 +56,10 @@ async def open_edge(
                     max_bytes=settings.manifest_max_bytes,
                 )
                 authz = EdgeAuthorizer(settings, upstream)
-                ctx = EdgeContext(settings, blobs, manifests, upstream, cache, metrics, settings.names(), authz)
+                push = PushRelay(upstream, index, settings.upstream_url)
+                ctx = EdgeContext(
+                    settings, blobs, manifests, upstream, cache, metrics, settings.names(), push, authz
+                )
                 yield EdgeAsgi(ctx)
                 nursery.cancel_scope.cancel()
         finally:

@@ -4,7 +4,8 @@
   anything else is answered 404 at once, without asking anyone, so containerd falls back to the next host.
 * Every /v2 request is decided by ``EdgeContext.authz`` (``edge.authz``) after routing, cache hits included; the
   upstream requests made for it carry what the decision returned (``edge.upstream.CLIENT_AUTHORIZATION``).
-* Only GET and HEAD are served; every other method is 405 ``UNSUPPORTED`` (pushes come later).
+* GET and HEAD are served from the cache; uploads and every write method are relayed to the upstream
+  (:mod:`edge.push`).
 * A stream that fails after the headers went out (a fill whose digest did not verify) ends the response
   without its final piece: hypercorn then closes the connection and the client sees a short body.
 """
@@ -21,6 +22,7 @@ from edge.api.context import EdgeContext
 from edge.fill import FillFailed
 from edge.http import ClientDisconnected, Receive, Request, Response, Scope, Send, send_response
 from edge.upstream import CLIENT_AUTHORIZATION
+from edge.push import is_push
 from registry.oci import errors as e
 
 log = logging.getLogger("edge.api")
@@ -28,7 +30,6 @@ log = logging.getLogger("edge.api")
 Handler = Callable[[EdgeContext, Request], Awaitable[Response]]
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 JSON = {"Content-Type": "application/json"}
-PUSH_UNSUPPORTED = e.RegistryError(e.UNSUPPORTED, "this edge serves pulls only; push to the primary registry")
 
 
 async def api_base(ctx: EdgeContext, req: Request) -> Response:
@@ -91,6 +92,8 @@ class EdgeAsgi:
         req = Request(scope, receive)
         try:
             response = await self._respond(req)
+        except ClientDisconnected:
+            return
         except e.RegistryError as err:
             response = Response.error(err)
         except Exception:
@@ -111,8 +114,6 @@ class EdgeAsgi:
                 response.on_close()
 
     async def _respond(self, req: Request) -> Response:
-        if req.method not in ("GET", "HEAD"):
-            raise PUSH_UNSUPPORTED
         edge_handler = EDGE_ROUTES.get(req.path)
         if edge_handler is not None:
             return await edge_handler(self.ctx, req)
@@ -120,6 +121,10 @@ class EdgeAsgi:
         if ns is not None and ns not in self.ctx.names:
             self.ctx.metrics.unknown_ns += 1
             raise e.RegistryError(e.NAME_UNKNOWN, f"this edge does not mirror {ns[:200]!r}")
+        if is_push(req.method, req.path):
+            return await self.ctx.push.relay(req)
+        if req.method not in ("GET", "HEAD"):
+            raise e.RegistryError(e.UNSUPPORTED)
         handler, req.params = match(req.path)
         if self.ctx.authz is None:
             return await handler(self.ctx, req)
