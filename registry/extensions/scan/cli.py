@@ -31,17 +31,18 @@ COMMANDS = ("vulndb", "scan")
 
 
 def add_parser(sub: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data", help="data directory")
+    common.add_argument("--config", help="TOML configuration file")
     vulndb = sub.add_parser("vulndb", help="offline vulnerability database")
-    vulndb.add_argument("--data", help="data directory")
-    vulndb.add_argument("--config", help="TOML configuration file")
     verbs = vulndb.add_subparsers(dest="verb", required=True)
-    imp = verbs.add_parser("import", help="import OSV JSON/zip, Alpine secdb or Debian tracker JSON files")
+    imp = verbs.add_parser(
+        "import", parents=[common], help="import OSV JSON/zip, Alpine secdb or Debian tracker JSON files"
+    )
     imp.add_argument("files", nargs="+", type=Path)
-    verbs.add_parser("status", help="sources, record counts and age")
+    verbs.add_parser("status", parents=[common], help="sources, record counts and age")
 
-    scan = sub.add_parser("scan", help="scan an image's CycloneDX SBOM referrer (or an SBOM file)")
-    scan.add_argument("--data", help="data directory")
-    scan.add_argument("--config", help="TOML configuration file")
+    scan = sub.add_parser("scan", parents=[common], help="scan an image's CycloneDX SBOM referrer (or an SBOM file)")
     scan.add_argument("image", nargs="?", help="REPOSITORY:TAG or REPOSITORY@DIGEST stored in this registry")
     scan.add_argument("--sbom", type=Path, help="scan this CycloneDX JSON file instead of a stored image")
     scan.add_argument("--no-publish", action="store_true", help="do not attach the report as a referrer")

@@ -6,6 +6,8 @@ looked up under their SOURCE package, since distro advisories name source packag
 ``origin`` qualifier or the purl ``upstream`` qualifier, else the binary name and version. The release comes
 from the purl ``distro`` qualifier (``debian-12``, ``alpine-3.19``) or the metadata properties
 ``registry:os-release-id`` / ``registry:os-release-version-id``. Third-party SBOMs with plain purls work the same.
+Purls of ecosystems without an implemented version ordering (Maven, NuGet, RubyGems, …) are reported as
+unmatched rather than guessed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
+
+from registry.extensions.vulndb.versions import comparator_for
 
 CYCLONEDX_ARTIFACT_TYPE = "application/vnd.cyclonedx+json"
 
@@ -132,7 +136,7 @@ def _package(purl: Purl, text: str, props: dict[str, str], default_distro: str) 
             version = f"{epoch}:{version}"
         return Package(ecosystem, source or purl.name, version, text, purl.name, purl.version)
     ecosystem = _LANGUAGE_ECOSYSTEMS.get(purl.type)
-    if ecosystem is None:
+    if ecosystem is None or comparator_for(ecosystem) is None:  # no version ordering: cannot match ranges
         return None
     if purl.type == "npm" and purl.namespace:
         name = f"{purl.namespace}/{purl.name}"
@@ -142,4 +146,5 @@ def _package(purl: Purl, text: str, props: dict[str, str], default_distro: str) 
         name = f"{purl.namespace}:{purl.name}"
     else:
         name = purl.name
-    return Package(ecosystem, name, purl.version, text, name, purl.version)
+    version = purl.version.removeprefix("v") if purl.type == "golang" else purl.version  # OSV Go: no "v"
+    return Package(ecosystem, name, version, text, name, purl.version)
