@@ -18,6 +18,7 @@ from registry.api.context import ApiContext
 from registry.api.ops import close_safe, make_ops_app
 from registry.api.routes import ASGIApp, RegistryAsgi
 from registry.events import OutboxRelay, Subscriber
+from registry.extensions.scan.extension import ScanExtension
 from registry.iam.setup import build_iam
 from registry.storage.fs_blobs import FilesystemBlobStore
 from registry.storage.service import RegistryService
@@ -70,7 +71,7 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
     try:
         meta = SqliteMetadataStore(db)
         service = RegistryService(blobs, meta, settings.limits.manifest_max_bytes)
-        relay = OutboxRelay(meta, subscribers)
+        relay = OutboxRelay(meta, [*subscribers, *ScanExtension(service, db).subscribers()])
         meta.on_commit = relay.notify
         authorizer = None
         if settings.auth.mode == "token":

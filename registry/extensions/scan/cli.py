@@ -40,6 +40,7 @@ def add_parser(sub: Any) -> None:
         "import", parents=[common], help="import OSV JSON/zip, Alpine secdb or Debian tracker JSON files"
     )
     imp.add_argument("files", nargs="+", type=Path)
+    imp.add_argument("--no-rescan", action="store_true", help="do not rescan previously scanned images")
     verbs.add_parser("status", parents=[common], help="sources, record counts and age")
 
     scan = sub.add_parser("scan", parents=[common], help="scan an image's CycloneDX SBOM referrer (or an SBOM file)")
@@ -61,15 +62,19 @@ def split_image(image: str) -> tuple[str, str]:
     return image, "latest"
 
 
-async def _vulndb(db: SqliteDatabase, args: argparse.Namespace) -> Any:
+async def _vulndb(db: SqliteDatabase, root: Path, args: argparse.Namespace, settings: Settings) -> Any:
     store = SqliteVulnStore(db)
     await store.setup()
     if args.verb == "import":
         batches = [(read_file(path), path.name) for path in args.files]
         generation = await store.replace(batches)
+        rescanned = 0
+        if not args.no_rescan:  # the database changed: every stored result is stale now
+            rescanned = await _scanner(db, root, settings).rescan_stale()
         return {
             "generation": generation,
             "imported": [{"file": o, "source": b.source, "records": len(b.records)} for b, o in batches],
+            "rescanned": rescanned,
         }
     now = time.time()
     return {
@@ -87,9 +92,13 @@ async def _vulndb(db: SqliteDatabase, args: argparse.Namespace) -> Any:
     }
 
 
-async def _scan(db: SqliteDatabase, root: Path, args: argparse.Namespace, settings: Settings) -> Any:
+def _scanner(db: SqliteDatabase, root: Path, settings: Settings) -> ImageScanner:
     service = RegistryService(FilesystemBlobStore(root), SqliteMetadataStore(db), settings.limits.manifest_max_bytes)
-    scanner = ImageScanner(service, db)
+    return ImageScanner(service, db)
+
+
+async def _scan(db: SqliteDatabase, root: Path, args: argparse.Namespace, settings: Settings) -> Any:
+    scanner = _scanner(db, root, settings)
     await scanner.setup()
     if args.sbom is not None:
         return await scan_sbom(json.loads(args.sbom.read_bytes()), scanner.vulns, {"file": str(args.sbom)})
@@ -109,7 +118,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         db = await open_database(root / DB_NAME)
         try:
             if args.command == "vulndb":
-                return await _vulndb(db, args)
+                return await _vulndb(db, root, args, settings)
             return await _scan(db, root, args, settings)
         finally:
             await db.aclose()

@@ -122,6 +122,7 @@ class ImageScanner:
 
     async def stale(self) -> list[tuple[str, str]]:
         """Images whose stored result predates the current database generation (to rescan)."""
+        await self.setup()
         generation = await self.vulns.generation()
         rows = await self.db.read(
             lambda c: c.execute("SELECT repo, digest FROM scan_results WHERE generation < ?", (generation,)).fetchall()
@@ -135,7 +136,7 @@ class ImageScanner:
             try:
                 await self.scan(repo, digest)
                 count += 1
-            except (NoSbom, LookupError, ValueError) as exc:
+            except (NoSbom, RegistryError, ValueError) as exc:
                 log.warning("rescan of %s@%s failed: %s", repo, digest, exc)
         return count
 

@@ -1,0 +1,136 @@
+"""Scan on push against a real ``registry serve``: push an image and a CycloneDX SBOM referrer over HTTP, import
+vulnerability data with the CLI beside the server, and read the scan report back through the referrers API."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.scan.sboms import debian_sbom
+from tests.serverproc import BIN, RegistryProcess
+
+DATA = Path(__file__).parent / "data"
+REPORT_TYPE = "application/vnd.registry.scan-report.v1+json"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+pytestmark = pytest.mark.e2e
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _blob(client: httpx.Client, repo: str, data: bytes) -> dict[str, Any]:
+    digest = _digest(data)
+    r = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
+    assert r.status_code == 201, r.text
+    return {"digest": digest, "size": len(data)}
+
+
+def _manifest(client: httpx.Client, repo: str, ref: str, doc: dict[str, Any]) -> dict[str, Any]:
+    data = json.dumps(doc).encode()
+    r = client.put(f"/v2/{repo}/manifests/{ref}", content=data, headers={"Content-Type": MANIFEST})
+    assert r.status_code == 201, r.text
+    return {"mediaType": MANIFEST, "digest": _digest(data), "size": len(data)}
+
+
+def _cli(proc: RegistryProcess, *args: str) -> Any:
+    out = subprocess.run(
+        [str(BIN / "registry"), *args, "--data", str(proc.data)],
+        env=proc.env_for_cli(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def _reports(client: httpx.Client, repo: str, digest: str) -> list[dict[str, Any]]:
+    r = client.get(f"/v2/{repo}/referrers/{digest}", params={"artifactType": REPORT_TYPE})
+    assert r.status_code == 200, r.text
+    return list(r.json()["manifests"])
+
+
+def _wait_reports(client: httpx.Client, repo: str, digest: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = _reports(client, repo, digest)
+        if len(found) >= count:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"no scan report #{count} for {repo}@{digest} within 60 s")
+
+
+def _read_report(client: httpx.Client, repo: str, descriptor: dict[str, Any]) -> dict[str, Any]:
+    manifest = client.get(f"/v2/{repo}/manifests/{descriptor['digest']}", headers={"Accept": MANIFEST}).json()
+    assert manifest["artifactType"] == REPORT_TYPE
+    assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+    layer = manifest["layers"][0]
+    blob = client.get(f"/v2/{repo}/blobs/{layer['digest']}")
+    assert blob.status_code == 200
+    assert _digest(blob.content) == layer["digest"]
+    return dict(json.loads(blob.content))
+
+
+def test_scan_on_sbom_push_and_rescan_on_import(tmp_path: Path) -> None:
+    with RegistryProcess(tmp_path / "data") as proc, httpx.Client(base_url=proc.url, timeout=30) as client:
+        imported = _cli(proc, "vulndb", "import", str(DATA / "debian-tracker.json"))
+        assert imported["generation"] == 1
+        repo = "scan/app"
+        config = _blob(client, repo, b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
+        image = _manifest(
+            client,
+            repo,
+            "v1",
+            {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+                "layers": [],
+            },
+        )
+        empty = _blob(client, repo, b"{}")
+        sbom = _blob(client, repo, json.dumps(debian_sbom()).encode())
+        _manifest(
+            client,
+            repo,
+            "sbom",
+            {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST,
+                "artifactType": "application/vnd.cyclonedx+json",
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", **empty},
+                "layers": [{"mediaType": "application/vnd.cyclonedx+json", **sbom}],
+                "subject": image,
+            },
+        )
+        [first] = _wait_reports(client, repo, image["digest"], 1)
+        report = _read_report(client, repo, first)
+        assert report["subject"]["digest"] == image["digest"]
+        assert {v["id"] for v in report["vulnerabilities"]} == {
+            "CVE-2024-0002",
+            "CVE-2024-0003",
+            "CVE-2024-0005",
+            "CVE-2023-45853",
+        }
+        assert report["scanner"]["vulndbGeneration"] == 1
+
+        # a new database: the CLI rescans what was scanned before and attaches a new report
+        imported = _cli(proc, "vulndb", "import", str(DATA / "osv-records.json"))
+        assert imported == {**imported, "generation": 2, "rescanned": 1}
+        reports = _wait_reports(client, repo, image["digest"], 2)
+        newest = max((_read_report(client, repo, d) for d in reports), key=lambda r: r["scanner"]["vulndbGeneration"])
+        assert newest["scanner"]["vulndbGeneration"] == 2
+        assert "GHSA-h5c8-rqwp-cp95" in {v["id"] for v in newest["vulnerabilities"]}
+
+        # on demand, by tag, without publishing
+        on_demand = _cli(proc, "scan", f"{repo}:v1", "--no-publish")
+        assert on_demand["summary"] == newest["summary"]
+        assert len(_reports(client, repo, image["digest"])) == 2
