@@ -71,7 +71,8 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
     try:
         meta = SqliteMetadataStore(db)
         service = RegistryService(blobs, meta, settings.limits.manifest_max_bytes)
-        relay = OutboxRelay(meta, [*subscribers, *ScanExtension(service, db).subscribers()])
+        scan = ScanExtension(service, db)
+        relay = OutboxRelay(meta, [*subscribers, *scan.subscribers()])
         meta.on_commit = relay.notify
         authorizer = None
         if settings.auth.mode == "token":
@@ -86,7 +87,7 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
         async def ready() -> bool:
             return registry is not None and await registry.ready()
 
-        ctx = ApiContext(service, settings, authorizer)
+        ctx = ApiContext(service, settings, authorizer, pull_gate=scan.pull_gate())
         asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, make_ops_app(ready, authorizer))))
         registry = Registry(settings, blobs, meta, service, relay, asgi)
         yield registry

@@ -13,6 +13,7 @@ from registry.storage.service import RegistryService
 
 if TYPE_CHECKING:
     from registry.api.auth import Authorizer
+    from registry.api.pullgate import PullGate
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class ApiContext:
     service: RegistryService
     settings: Settings
     auth: Authorizer | None = None  # None: --auth none
+    pull_gate: PullGate | None = None  # None: every stored manifest may be pulled
 
     def _trusted(self, host: str) -> bool:
         if not self.settings.server.trusted_proxies or not host:

@@ -134,3 +134,27 @@ def test_scan_on_sbom_push_and_rescan_on_import(tmp_path: Path) -> None:
         on_demand = _cli(proc, "scan", f"{repo}:v1", "--no-publish")
         assert on_demand["summary"] == newest["summary"]
         assert len(_reports(client, repo, image["digest"])) == 2
+
+        # the pull policy: off by default, DENIED at or above the severity, allowlist by id or alias
+        def pull() -> httpx.Response:
+            return client.get(f"/v2/{repo}/manifests/v1", headers={"Accept": MANIFEST})
+
+        assert pull().status_code == 200
+        assert _cli(proc, "scan-policy", "set", "scan", "--severity", "critical")["min_severity"] == "CRITICAL"
+        denied = pull()
+        assert denied.status_code == 403
+        [error] = denied.json()["errors"]
+        assert error["code"] == "DENIED"
+        assert "scan policy of namespace 'scan'" in error["message"]
+        assert "GHSA-67hx-6x53-jw92" in error["message"]
+        assert client.head(f"/v2/{repo}/manifests/v1", headers={"Accept": MANIFEST}).status_code == 403
+        assert client.get(f"/v2/{repo}/manifests/{first['digest']}").status_code == 200  # the report itself
+        _cli(proc, "scan-policy", "set", "scan", "--severity", "CRITICAL", "--allow", "CVE-2023-45133")
+        assert pull().status_code == 200
+        _cli(proc, "scan-policy", "set", "scan", "--severity", "HIGH", "--allow", "CVE-2023-45133")
+        assert pull().status_code == 403
+        assert _cli(proc, "scan-policy", "list") == [
+            {"namespace": "scan", "min_severity": "HIGH", "allowlist": ["CVE-2023-45133"]}
+        ]
+        _cli(proc, "scan-policy", "clear", "scan")
+        assert pull().status_code == 200

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import trio
 
 from config import Settings
 from registry.extensions.scan.images import ImageScanner, NoSbom
+from registry.extensions.scan.policy import ScanPolicies
 from registry.extensions.scan.report import scan_sbom
 from registry.extensions.vulndb.importers import ImportFormatError, read_file
 from registry.extensions.vulndb.store import SqliteVulnStore
@@ -27,7 +29,7 @@ from registry.storage.sqlite_db import SqliteDatabase, open_database
 from registry.storage.sqlite_meta import SqliteMetadataStore
 
 DB_NAME = "registry.db"
-COMMANDS = ("vulndb", "scan")
+COMMANDS = ("vulndb", "scan", "scan-policy")
 
 
 def add_parser(sub: Any) -> None:
@@ -48,6 +50,16 @@ def add_parser(sub: Any) -> None:
     scan.add_argument("--sbom", type=Path, help="scan this CycloneDX JSON file instead of a stored image")
     scan.add_argument("--no-publish", action="store_true", help="do not attach the report as a referrer")
     scan.add_argument("--rescan-stale", action="store_true", help="rescan images scanned with an older database")
+
+    policy = sub.add_parser("scan-policy", help="per-namespace pull policy based on scan results")
+    pverbs = policy.add_subparsers(dest="verb", required=True)
+    pset = pverbs.add_parser("set", parents=[common], help="refuse pulls at or above a severity")
+    pset.add_argument("namespace")
+    pset.add_argument("--severity", required=True, help="CRITICAL, HIGH, MEDIUM or LOW")
+    pset.add_argument("--allow", action="append", default=[], help="vulnerability id or alias never blocking")
+    pclear = pverbs.add_parser("clear", parents=[common], help="turn the policy of a namespace off")
+    pclear.add_argument("namespace")
+    pverbs.add_parser("list", parents=[common], help="show all policies")
 
 
 def split_image(image: str) -> tuple[str, str]:
@@ -110,6 +122,15 @@ async def _scan(db: SqliteDatabase, root: Path, args: argparse.Namespace, settin
     return await scanner.scan(repo, ref, publish=not args.no_publish)
 
 
+async def _policy(db: SqliteDatabase, args: argparse.Namespace) -> Any:
+    policies = ScanPolicies(db)
+    if args.verb == "set":
+        return asdict(await policies.set(args.namespace, args.severity, args.allow))
+    if args.verb == "clear":
+        return {"cleared": args.namespace, "existed": await policies.clear(args.namespace)}
+    return [asdict(p) for p in await policies.all()]
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     root = Path(settings.storage.root)
 
@@ -119,6 +140,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             if args.command == "vulndb":
                 return await _vulndb(db, root, args, settings)
+            if args.command == "scan-policy":
+                return await _policy(db, args)
             return await _scan(db, root, args, settings)
         finally:
             await db.aclose()

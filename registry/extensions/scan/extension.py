@@ -1,4 +1,5 @@
-"""The scanning extension as the composition root sees it: one outbox subscriber (scan on SBOM push)."""
+"""The scanning extension as the composition root sees it: an outbox subscriber (scan on SBOM push) and the
+pull gate of the per-namespace scan policy."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 
 from registry.events import Subscriber
 from registry.extensions.scan.images import ImageScanner, ScanSubscriber
+from registry.extensions.scan.policy import ScanPolicyGate
 from registry.storage.service import RegistryService
 from registry.storage.sqlite_db import SqliteDatabase
 
@@ -20,3 +22,7 @@ class ScanExtension:
 
     def subscribers(self) -> Sequence[Subscriber]:
         return [ScanSubscriber(self.scanner)]
+
+    def pull_gate(self) -> ScanPolicyGate:
+        """The per-namespace scan policy, for ``ApiContext.pull_gate``."""
+        return ScanPolicyGate(self.scanner)

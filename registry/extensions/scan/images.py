@@ -111,13 +111,16 @@ class ImageScanner:
         return report
 
     async def result(self, repo: str, digest: str) -> dict[str, Any] | None:
-        """The stored report of ``repo@digest``, or None."""
-        await self.setup()
-        row = await self.db.read(
-            lambda c: c.execute(
-                "SELECT report FROM scan_results WHERE repo = ? AND digest = ?", (repo, digest)
-            ).fetchone()
-        )
+        """The stored report of ``repo@digest``, or None. Read-only (safe on the pull path)."""
+
+        def query(conn: sqlite3.Connection) -> Any:
+            try:
+                sql = "SELECT report FROM scan_results WHERE repo = ? AND digest = ?"
+                return conn.execute(sql, (repo, digest)).fetchone()
+            except sqlite3.OperationalError:  # nothing scanned yet
+                return None
+
+        row = await self.db.read(query)
         return None if row is None else dict(json.loads(row[0]))
 
     async def stale(self) -> list[tuple[str, str]]:
