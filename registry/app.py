@@ -88,7 +88,7 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
             return registry is not None and await registry.ready()
 
         ctx = ApiContext(service, settings, authorizer, pull_gate=scan.pull_gate())
-        asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, make_ops_app(ready, authorizer))))
+        asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, make_ops_app(ready, authorizer, scan.scanner))))
         registry = Registry(settings, blobs, meta, service, relay, asgi)
         yield registry
     finally:

@@ -16,6 +16,7 @@ from quart_trio import QuartTrio
 
 from registry.api.auth import Authorizer, parse_basic
 from registry.api.openapi import OPENAPI
+from registry.api.scanreports import ScanReports
 from registry.iam.model import Binding, Identity
 from registry.iam.service import AuthFailure
 from registry.iam.store import IamError
@@ -55,7 +56,7 @@ def _kind(kinds: str) -> str:
     return kind
 
 
-def make_management(auth: Authorizer) -> Blueprint:
+def make_management(auth: Authorizer, scans: ScanReports | None = None) -> Blueprint:
     api = Blueprint("management", __name__, url_prefix="/api/v1")
     iam = auth.iam
 
@@ -108,6 +109,14 @@ def make_management(auth: Authorizer) -> Blueprint:
     @api.get("/openapi.json")
     async def openapi() -> Response:
         return _json(OPENAPI)
+
+    @api.get("/scans/<path:repo>/<digest>")
+    async def scan_result(repo: str, digest: str) -> Response:
+        await admin()
+        report = None if scans is None else await scans.result(repo, digest)
+        if report is None:
+            raise IamError("not_found", f"no scan result for {repo[:200]}@{digest[:80]}")
+        return _json(report)
 
     @api.get("/namespaces")
     async def list_namespaces() -> Response:
@@ -256,6 +265,6 @@ def make_management(auth: Authorizer) -> Blueprint:
     return api
 
 
-def install(app: QuartTrio, auth: Authorizer) -> None:
+def install(app: QuartTrio, auth: Authorizer, scans: ScanReports | None = None) -> None:
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
-    app.register_blueprint(make_management(auth))
+    app.register_blueprint(make_management(auth, scans))

@@ -177,5 +177,9 @@ OPENAPI: dict[str, Any] = {
             "delete": _op("revoke a role binding", "204", "Binding"),
         },
         "/audit": {"get": _op("recent audit records")},
+        "/scans/{repository}/{digest}": {
+            "parameters": [_param("repository"), _param("digest")],
+            "get": _op("the stored scan report of an image manifest (docs/scanning.md)"),
+        },
     },
 }

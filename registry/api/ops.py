@@ -11,9 +11,12 @@ from quart_trio import QuartTrio
 from registry.api import management
 from registry.api.auth import Authorizer
 from registry.api.http import Message, Receive, Scope, Send
+from registry.api.scanreports import ScanReports
 
 
-def make_ops_app(ready: Callable[[], Awaitable[bool]], auth: Authorizer | None = None) -> QuartTrio:
+def make_ops_app(
+    ready: Callable[[], Awaitable[bool]], auth: Authorizer | None = None, scans: ScanReports | None = None
+) -> QuartTrio:
     """The Quart app for everything that is not blob or manifest data: health, and the management API
     when IAM is on.
 
@@ -22,7 +25,7 @@ def make_ops_app(ready: Callable[[], Awaitable[bool]], auth: Authorizer | None =
     """
     app = QuartTrio("registry")
     if auth is not None:
-        management.install(app, auth)
+        management.install(app, auth, scans)
 
     @app.get("/healthz")
     async def healthz() -> Response:

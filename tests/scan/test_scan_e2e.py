@@ -84,33 +84,7 @@ def test_scan_on_sbom_push_and_rescan_on_import(tmp_path: Path) -> None:
         imported = _cli(proc, "vulndb", "import", str(DATA / "debian-tracker.json"))
         assert imported["generation"] == 1
         repo = "scan/app"
-        config = _blob(client, repo, b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
-        image = _manifest(
-            client,
-            repo,
-            "v1",
-            {
-                "schemaVersion": 2,
-                "mediaType": MANIFEST,
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
-                "layers": [],
-            },
-        )
-        empty = _blob(client, repo, b"{}")
-        sbom = _blob(client, repo, json.dumps(debian_sbom()).encode())
-        _manifest(
-            client,
-            repo,
-            "sbom",
-            {
-                "schemaVersion": 2,
-                "mediaType": MANIFEST,
-                "artifactType": "application/vnd.cyclonedx+json",
-                "config": {"mediaType": "application/vnd.oci.empty.v1+json", **empty},
-                "layers": [{"mediaType": "application/vnd.cyclonedx+json", **sbom}],
-                "subject": image,
-            },
-        )
+        image = _push_image_with_sbom(client, repo)
         [first] = _wait_reports(client, repo, image["digest"], 1)
         report = _read_report(client, repo, first)
         assert report["subject"]["digest"] == image["digest"]
@@ -158,3 +132,54 @@ def test_scan_on_sbom_push_and_rescan_on_import(tmp_path: Path) -> None:
         ]
         _cli(proc, "scan-policy", "clear", "scan")
         assert pull().status_code == 200
+
+
+def _push_image_with_sbom(client: httpx.Client, repo: str) -> dict[str, Any]:
+    config = _blob(client, repo, b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
+    image = _manifest(
+        client,
+        repo,
+        "v1",
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+            "layers": [],
+        },
+    )
+    empty = _blob(client, repo, b"{}")
+    sbom = _blob(client, repo, json.dumps(debian_sbom()).encode())
+    _manifest(
+        client,
+        repo,
+        "sbom",
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "artifactType": "application/vnd.cyclonedx+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", **empty},
+            "layers": [{"mediaType": "application/vnd.cyclonedx+json", **sbom}],
+            "subject": image,
+        },
+    )
+    return image
+
+
+def test_management_api_serves_scan_results(tmp_path: Path) -> None:
+    with RegistryProcess(tmp_path / "data", "--auth", "token") as proc:
+        stored = json.loads((proc.data / "admin-credential.json").read_text())
+        admin = (str(stored["username"]), str(stored["password"]))
+        with httpx.Client(base_url=proc.url, timeout=30, auth=admin) as client:
+            _cli(proc, "vulndb", "import", str(DATA / "alpine-v3.19-main.json"), str(DATA / "debian-tracker.json"))
+            assert client.post("/api/v1/namespaces", json={"name": "team"}).status_code == 201
+            image = _push_image_with_sbom(client, "team/app")
+            _wait_reports(client, "team/app", image["digest"], 1)
+            r = client.get(f"/api/v1/scans/team/app/{image['digest']}")
+            assert r.status_code == 200, r.text
+            assert r.json()["summary"]["HIGH"] == 1
+            assert r.json()["subject"]["digest"] == image["digest"]
+            missing = client.get(f"/api/v1/scans/team/other/{image['digest']}")
+            assert missing.status_code == 404
+            assert missing.json()["errors"][0]["code"] == "NOT_FOUND"
+        anonymous = httpx.get(f"{proc.url}/api/v1/scans/team/app/{image['digest']}", timeout=30)
+        assert anonymous.status_code == 401
