@@ -36,7 +36,11 @@ def imported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     files = [DATA / "debian-tracker.json", DATA / "alpine-v3.19-main.json", osv_zip]
     result = _run(capsys, "vulndb", "import", "--data", str(data), *map(str, files))
     assert result["generation"] == 1
-    assert {(i["source"], i["records"]) for i in result["imported"]} == {("debian", 6), ("alpine:v3.19", 6), ("osv", 8)}
+    assert {(i["source"], i["records"]) for i in result["imported"]} == {
+        ("debian", 6),
+        ("alpine:v3.19/main", 6),
+        ("osv", 8),
+    }
     return data
 
 
@@ -88,21 +92,32 @@ def test_alpine_findings(imported: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert {v["package"]["ecosystem"] for v in report["vulnerabilities"]} == {"Alpine:v3.19"}
 
 
-def test_status_and_reimport_replaces_a_source(
-    imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_status_snapshots_replace_osv_adds(imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status = _run(capsys, "vulndb", "status", "--data", str(imported))
     assert status["generation"] == 1
-    assert {s["source"]: s["records"] for s in status["sources"]} == {"alpine:v3.19": 6, "debian": 6, "osv": 8}
+    assert {s["source"]: s["records"] for s in status["sources"]} == {"alpine:v3.19/main": 6, "debian": 6, "osv": 8}
     assert all(0 <= s["age_seconds"] < 3600 for s in status["sources"])
-    smaller = tmp_path / "one.json"
-    smaller.write_text(json.dumps(json.loads((DATA / "osv-records.json").read_text())[0]))
-    _run(capsys, "vulndb", "import", "--data", str(imported), str(smaller))
+
+    # an OSV file adds or updates records by id: the earlier dump stays
+    extra = json.loads((DATA / "osv-records.json").read_text())[1]
+    extra["id"] = "PYSEC-2099-9"
+    single = tmp_path / "one.json"
+    single.write_text(json.dumps(extra))
+    _run(capsys, "vulndb", "import", "--data", str(imported), str(single))
+    # a secdb file is a snapshot of its source: a trimmed one replaces the earlier one
+    secdb = json.loads((DATA / "alpine-v3.19-main.json").read_text())
+    secdb["packages"] = secdb["packages"][1:]  # busybox only
+    trimmed = tmp_path / "main.json"
+    trimmed.write_text(json.dumps(secdb))
+    _run(capsys, "vulndb", "import", "--data", str(imported), str(trimmed))
     status = _run(capsys, "vulndb", "status", "--data", str(imported))
-    assert status["generation"] == 2
-    assert {s["source"]: s["records"] for s in status["sources"]}["osv"] == 1
+    assert status["generation"] == 3
+    counts = {s["source"]: s["records"] for s in status["sources"]}
+    assert counts == {"alpine:v3.19/main": 2, "debian": 6, "osv": 9}
     report = _scan_file(capsys, imported, tmp_path, debian_sbom())
-    assert "PYSEC-2099-1" not in {v["id"] for v in report["vulnerabilities"]}
+    assert {"PYSEC-2099-1", "PYSEC-2099-9"} <= {v["id"] for v in report["vulnerabilities"]}
+    report = _scan_file(capsys, imported, tmp_path, alpine_sbom())
+    assert _findings(report) == {("CVE-2024-1007", "busybox", "UNKNOWN")}
 
 
 def test_import_rejects_unknown_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

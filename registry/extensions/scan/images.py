@@ -139,7 +139,7 @@ class ImageScanner:
             try:
                 await self.scan(repo, digest)
                 count += 1
-            except (NoSbom, RegistryError, ValueError) as exc:
+            except (NoSbom, RegistryError, ValueError, KeyError, TypeError) as exc:
                 log.warning("rescan of %s@%s failed: %s", repo, digest, exc)
         return count
 
@@ -161,5 +161,7 @@ class ScanSubscriber:
         await self.scanner.setup()
         try:
             await self.scanner.scan(event.repo, str(record.subject))
-        except (NoSbom, RegistryError) as exc:  # subject or SBOM deleted meanwhile: nothing to retry
+        except (NoSbom, RegistryError, ValueError, KeyError, TypeError) as exc:
+            # subject or SBOM deleted meanwhile, or an SBOM that is not valid JSON: retrying cannot help, and
+            # raising would hold up every later event of this subscriber
             log.warning("scan after SBOM %s@%s skipped: %s", event.repo, event.digest, exc)

@@ -10,7 +10,8 @@ Formats (detected from content, not from the file name):
   codename becomes ``Debian:<N>`` (``resolved`` → fixed at ``fixed_version``, ``open`` → affected with no fix;
   ``undetermined`` and fixes at ``0`` are skipped), severity from the tracker's ``urgency``.
 Converted records carry ``database_specific.source`` naming the source; one OSV record per vulnerability id
-and source.
+and source. Secdb and tracker files are full snapshots of their source (``alpine:v3.19/main``, ``debian``); OSV
+files add to or update the ``osv`` source by record id.
 """
 
 from __future__ import annotations
@@ -41,10 +42,14 @@ class ImportFormatError(ValueError):
 
 @dataclass(frozen=True)
 class Batch:
-    """Records read from one file, under one source name (``osv``, ``alpine:v3.19``, ``debian``)."""
+    """Records read from one file, under one source name (``osv``, ``alpine:v3.19/main``, ``debian``).
+
+    ``snapshot``: the file is the source's full state (secdb, tracker), so importing it replaces the source;
+    otherwise (OSV) its records are added or updated by id."""
 
     source: str
     records: list[dict[str, Any]]
+    snapshot: bool = False
 
 
 def read_file(path: Path) -> Batch:
@@ -116,7 +121,7 @@ def alpine_secdb(doc: Mapping[str, Any]) -> Batch:
     release = str(doc["distroversion"])
     if not release.startswith("v"):
         release = "v" + release
-    ecosystem, source = f"Alpine:{release}", f"alpine:{release}"
+    ecosystem, source = f"Alpine:{release}", f"alpine:{release}/{doc.get('reponame', 'main')}"
     records: dict[str, dict[str, Any]] = {}
     for item in doc.get("packages", ()):
         pkg = item.get("pkg", {})
@@ -128,7 +133,7 @@ def alpine_secdb(doc: Mapping[str, Any]) -> Batch:
                 vid = str(raw).split()[0]  # entries may read "CVE-2021-1234 XSA-123"
                 rec = records.setdefault(vid, _record(vid, source))
                 rec["affected"].append(_affected(ecosystem, name, str(fixed)))
-    return Batch(source, list(records.values()))
+    return Batch(source, list(records.values()), snapshot=True)
 
 
 def debian_tracker(doc: Mapping[str, Any]) -> Batch:
@@ -148,4 +153,4 @@ def debian_tracker(doc: Mapping[str, Any]) -> Batch:
                 rec["affected"].append(
                     _affected(f"Debian:{number}", package, fixed if status == "resolved" else None, urgency)
                 )
-    return Batch("debian", list(records.values()))
+    return Batch("debian", list(records.values()), snapshot=True)

@@ -5,7 +5,8 @@ Tables (created by this extension, beside the core schema, in ``registry.db``):
   vuln_affected(ecosystem, package, source, id)  lookup index: which records name which package
   vuln_sources(source, imported_at, records, origin)   one row per source, replaced on every import
   vuln_meta(key='generation', value)             bumped by every import; scan results remember it
-An import replaces everything of the sources it contains (a secdb or tracker file is a full snapshot).
+Importing a snapshot file (secdb, tracker) replaces everything of its source; OSV records are added or
+replaced by id (so the per-ecosystem dumps can be imported one by one).
 """
 
 from __future__ import annotations
@@ -46,25 +47,33 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
 
 def _replace(conn: sqlite3.Connection, batches: Sequence[tuple[Batch, str]], now: float) -> int:
     ensure_schema(conn)
-    merged: dict[str, tuple[dict[str, dict[str, Any]], list[str]]] = {}
+    merged: dict[str, tuple[dict[str, dict[str, Any]], list[str], bool]] = {}
     for batch, origin in batches:
-        records, origins = merged.setdefault(batch.source, ({}, []))
+        records, origins, _ = merged.setdefault(batch.source, ({}, [], batch.snapshot))
         records.update({str(r["id"]): r for r in batch.records})
         origins.append(origin)
-    for source, (records, origins) in merged.items():
-        conn.execute("DELETE FROM vuln_records WHERE source = ?", (source,))
-        conn.execute("DELETE FROM vuln_affected WHERE source = ?", (source,))
+    for source, (records, origins, snapshot) in merged.items():
+        if snapshot:
+            conn.execute("DELETE FROM vuln_records WHERE source = ?", (source,))
+            conn.execute("DELETE FROM vuln_affected WHERE source = ?", (source,))
+        else:
+            conn.executemany(
+                "DELETE FROM vuln_affected WHERE source = ? AND id = ?", [(source, vid) for vid in records]
+            )
+            previous = conn.execute("SELECT origin FROM vuln_sources WHERE source = ?", (source,)).fetchone()
+            if previous and previous[0]:
+                origins = [*str(previous[0]).split(", "), *origins]
         conn.executemany(
-            "INSERT INTO vuln_records VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO vuln_records VALUES (?, ?, ?, ?)",
             [(source, vid, str(r.get("modified", "")), json.dumps(r, sort_keys=True)) for vid, r in records.items()],
         )
         conn.executemany(
             "INSERT INTO vuln_affected VALUES (?, ?, ?, ?)",
             [(eco, name, source, vid) for vid, r in records.items() for eco, name in affected_keys(r)],
         )
-        conn.execute(
-            "INSERT OR REPLACE INTO vuln_sources VALUES (?, ?, ?, ?)", (source, now, len(records), ", ".join(origins))
-        )
+        (count,) = conn.execute("SELECT COUNT(*) FROM vuln_records WHERE source = ?", (source,)).fetchone()
+        origin_text = ", ".join(dict.fromkeys(origins))
+        conn.execute("INSERT OR REPLACE INTO vuln_sources VALUES (?, ?, ?, ?)", (source, now, count, origin_text))
     conn.execute("INSERT INTO vuln_meta VALUES ('generation', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1")
     return _generation(conn)
 
