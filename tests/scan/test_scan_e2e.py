@@ -134,12 +134,18 @@ def test_scan_on_sbom_push_and_rescan_on_import(tmp_path: Path) -> None:
         assert pull().status_code == 200
 
 
-def _push_image_with_sbom(client: httpx.Client, repo: str) -> dict[str, Any]:
-    config = _blob(client, repo, b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
+def _push_image_with_sbom(
+    client: httpx.Client, repo: str, tag: str = "v1", sbom_bytes: bytes | None = None
+) -> dict[str, Any]:
+    config = _blob(
+        client,
+        repo,
+        b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"x":"%s"}' % tag.encode(),
+    )
     image = _manifest(
         client,
         repo,
-        "v1",
+        tag,
         {
             "schemaVersion": 2,
             "mediaType": MANIFEST,
@@ -148,11 +154,11 @@ def _push_image_with_sbom(client: httpx.Client, repo: str) -> dict[str, Any]:
         },
     )
     empty = _blob(client, repo, b"{}")
-    sbom = _blob(client, repo, json.dumps(debian_sbom()).encode())
+    sbom = _blob(client, repo, json.dumps(debian_sbom()).encode() if sbom_bytes is None else sbom_bytes)
     _manifest(
         client,
         repo,
-        "sbom",
+        f"{tag}-sbom",
         {
             "schemaVersion": 2,
             "mediaType": MANIFEST,
@@ -172,12 +178,15 @@ def test_management_api_serves_scan_results(tmp_path: Path) -> None:
         with httpx.Client(base_url=proc.url, timeout=30, auth=admin) as client:
             _cli(proc, "vulndb", "import", str(DATA / "alpine-v3.19-main.json"), str(DATA / "debian-tracker.json"))
             assert client.post("/api/v1/namespaces", json={"name": "team"}).status_code == 201
+            broken = _push_image_with_sbom(client, "team/app", "broken", b"{not json")
             image = _push_image_with_sbom(client, "team/app")
             _wait_reports(client, "team/app", image["digest"], 1)
             r = client.get(f"/api/v1/scans/team/app/{image['digest']}")
             assert r.status_code == 200, r.text
             assert r.json()["summary"]["HIGH"] == 1
             assert r.json()["subject"]["digest"] == image["digest"]
+            # the unreadable SBOM was skipped (and did not hold up the later one)
+            assert client.get(f"/api/v1/scans/team/app/{broken['digest']}").status_code == 404
             missing = client.get(f"/api/v1/scans/team/other/{image['digest']}")
             assert missing.status_code == 404
             assert missing.json()["errors"][0]["code"] == "NOT_FOUND"
