@@ -20,6 +20,7 @@ from registry.api.routes import ASGIApp, RegistryAsgi
 from registry.audit import chain
 from registry.audit.chain import AuditEntry
 from registry.events import OutboxRelay, Subscriber
+from registry.extensions.scan.extension import ScanExtension
 from registry.gc.collector import GarbageCollector
 from registry.gc.maintenance import Maintenance
 from registry.gc.policy_source import PolicySource, policy_path
@@ -77,7 +78,8 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
     try:
         meta = SqliteMetadataStore(db)
         service = RegistryService(blobs, meta, settings.limits.manifest_max_bytes)
-        relay = OutboxRelay(meta, subscribers)
+        scan = ScanExtension(service, db)
+        relay = OutboxRelay(meta, [*subscribers, *scan.subscribers()])
         meta.on_commit = relay.notify
         authorizer = None
         if settings.auth.mode == "token":
@@ -100,8 +102,8 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
         async def audit(entry: AuditEntry) -> None:
             await db.write(lambda conn: chain.append(conn, entry), notify=False)
 
-        ctx = ApiContext(service, settings, authorizer, audit)
-        ops = make_ops_app(ready, authorizer, maintenance)
+        ctx = ApiContext(service, settings, authorizer, audit, pull_gate=scan.pull_gate())
+        ops = make_ops_app(ready, authorizer, maintenance, scan.scanner)
         asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, ops)))
         registry = Registry(settings, blobs, meta, service, relay, asgi, maintenance)
         yield registry

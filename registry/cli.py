@@ -12,6 +12,7 @@ import trio
 
 from config import ConfigError, Settings, load_settings
 from registry import admin_cli, backup, gc_cli
+from registry.extensions.scan import cli as scan_cli
 
 log = logging.getLogger("registry")
 
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cli.add_parser(sub)
     gc_cli.add_parser(sub)
     backup.add_parser(sub)
+    scan_cli.add_parser(sub)
     return parser
 
 
@@ -113,9 +115,9 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    func = cmd_admin if args.command == "admin" else args.func
+    func = cmd_admin if args.command == "admin" else args.func if args.command not in scan_cli.COMMANDS else None
     try:
-        result: int = func(args)
+        result: int = scan_cli.run(args, _settings(args)) if func is None else func(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

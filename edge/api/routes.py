@@ -21,8 +21,8 @@ from edge.api import blobs, listing, manifests
 from edge.api.context import EdgeContext
 from edge.fill import FillFailed
 from edge.http import ClientDisconnected, Receive, Request, Response, Scope, Send, send_response
-from edge.upstream import CLIENT_AUTHORIZATION
 from edge.push import is_push
+from edge.upstream import CLIENT_AUTHORIZATION
 from registry.oci import errors as e
 
 log = logging.getLogger("edge.api")

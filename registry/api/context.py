@@ -14,6 +14,7 @@ from registry.storage.service import RegistryService
 
 if TYPE_CHECKING:
     from registry.api.auth import Authorizer
+    from registry.api.pullgate import PullGate
     from registry.audit.chain import AuditEntry
 
 
@@ -23,6 +24,7 @@ class ApiContext:
     settings: Settings
     auth: Authorizer | None = None  # None: --auth none
     audit: Callable[[AuditEntry], Awaitable[None]] | None = None  # the audit log (registry.api.audit_events)
+    pull_gate: PullGate | None = None  # None: every stored manifest may be pulled
 
     def _trusted(self, host: str) -> bool:
         if not self.settings.server.trusted_proxies or not host:

@@ -18,6 +18,7 @@ from quart_trio import QuartTrio
 
 from registry.api.auth import Authorizer, AuthResult, parse_basic
 from registry.api.openapi import OPENAPI
+from registry.api.scanreports import ScanReports
 from registry.audit import query as audit_query
 from registry.audit.query import AuditFilter
 from registry.gc.collector import DEFAULT_GRACE_SECONDS
@@ -64,7 +65,9 @@ def _kind(kinds: str) -> str:
     return kind
 
 
-def make_management(auth: Authorizer, maintenance: Maintenance | None = None) -> Blueprint:
+def make_management(
+    auth: Authorizer, maintenance: Maintenance | None = None, scans: ScanReports | None = None
+) -> Blueprint:
     api = Blueprint("management", __name__, url_prefix="/api/v1")
     collector = None if maintenance is None else maintenance.collector
     collector_grace = DEFAULT_GRACE_SECONDS if collector is None else collector.grace_seconds
@@ -124,6 +127,14 @@ def make_management(auth: Authorizer, maintenance: Maintenance | None = None) ->
     @api.get("/openapi.json")
     async def openapi() -> Response:
         return _json(OPENAPI)
+
+    @api.get("/scans/<path:repo>/<digest>")
+    async def scan_result(repo: str, digest: str) -> Response:
+        await admin()
+        report = None if scans is None else await scans.result(repo, digest)
+        if report is None:
+            raise IamError("not_found", f"no scan result for {repo[:200]}@{digest[:80]}")
+        return _json(report)
 
     @api.get("/namespaces")
     async def list_namespaces() -> Response:
@@ -345,6 +356,8 @@ def _pull_entry(entry: Any) -> tuple[str, str, float] | None:
         return None
 
 
-def install(app: QuartTrio, auth: Authorizer, maintenance: Maintenance | None = None) -> None:
+def install(
+    app: QuartTrio, auth: Authorizer, maintenance: Maintenance | None = None, scans: ScanReports | None = None
+) -> None:
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
-    app.register_blueprint(make_management(auth, maintenance))
+    app.register_blueprint(make_management(auth, maintenance, scans))

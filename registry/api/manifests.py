@@ -15,6 +15,10 @@ from registry.oci.names import validate_name
 async def get_manifest(ctx: ApiContext, req: Request) -> Response:
     repo = validate_name(req.params["name"])
     record = await ctx.service.get_manifest(repo, req.params["reference"])
+    if ctx.pull_gate is not None:
+        reason = await ctx.pull_gate.check(repo, record)
+        if reason is not None:
+            raise e.RegistryError(e.DENIED, reason, {"name": repo, "digest": str(record.digest)})
     headers = {
         "Content-Type": record.media_type,
         "Docker-Content-Digest": str(record.digest),

@@ -201,5 +201,9 @@ OPENAPI: dict[str, Any] = {
                 " was (or would be) removed and bytes_freed"
             )
         },
+        "/scans/{repository}/{digest}": {
+            "parameters": [_param("repository"), _param("digest")],
+            "get": _op("the stored scan report of an image manifest (docs/scanning.md)"),
+        },
     },
 }

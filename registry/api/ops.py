@@ -11,11 +11,15 @@ from quart_trio import QuartTrio
 from registry.api import management
 from registry.api.auth import Authorizer
 from registry.api.http import Message, Receive, Scope, Send
+from registry.api.scanreports import ScanReports
 from registry.gc.maintenance import Maintenance
 
 
 def make_ops_app(
-    ready: Callable[[], Awaitable[bool]], auth: Authorizer | None = None, maintenance: Maintenance | None = None
+    ready: Callable[[], Awaitable[bool]],
+    auth: Authorizer | None = None,
+    maintenance: Maintenance | None = None,
+    scans: ScanReports | None = None,
 ) -> QuartTrio:
     """The Quart app for everything that is not blob or manifest data: health, and the management API
     when IAM is on.
@@ -25,7 +29,7 @@ def make_ops_app(
     """
     app = QuartTrio("registry")
     if auth is not None:
-        management.install(app, auth, maintenance)
+        management.install(app, auth, maintenance, scans)
 
     @app.get("/healthz")
     async def healthz() -> Response:
