@@ -84,6 +84,18 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class SupplyChainSettings:
+    # SBOMs (CycloneDX + SPDX referrers) for every pushed image, generated in the background.
+    sbom_on_push: bool = True
+    # Address-space limit of the SBOM worker process (MiB).
+    sbom_worker_memory_mb: int = 1024
+    # Sign registry-generated SBOMs and scan reports (in-toto/DSSE attestations).
+    attest: bool = True
+    # Where the attestation key and its public history live; empty: <storage.root>/attestation.
+    attestation_key_dir: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -91,3 +103,4 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     uploads: UploadSettings = field(default_factory=UploadSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    supply_chain: SupplyChainSettings = field(default_factory=SupplyChainSettings)

@@ -18,6 +18,7 @@ from registry.api.context import ApiContext
 from registry.api.ops import close_safe, make_ops_app
 from registry.api.routes import ASGIApp, RegistryAsgi
 from registry.events import OutboxRelay, Subscriber
+from registry.extensions.supplychain import build_supply_chain
 from registry.iam.setup import build_iam
 from registry.storage.fs_blobs import FilesystemBlobStore
 from registry.storage.service import RegistryService
@@ -71,6 +72,8 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
         meta = SqliteMetadataStore(db)
         service = RegistryService(blobs, meta, settings.limits.manifest_max_bytes)
         relay = OutboxRelay(meta, subscribers)
+        supply_chain = build_supply_chain(service, blobs.blob_path, root, settings.supply_chain)
+        relay.subscribers.extend(supply_chain.subscribers())
         meta.on_commit = relay.notify
         authorizer = None
         if settings.auth.mode == "token":

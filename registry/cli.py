@@ -12,6 +12,7 @@ import trio
 
 from config import ConfigError, Settings, load_settings
 from registry import admin_cli
+from registry.extensions import supplychain_cli
 
 log = logging.getLogger("registry")
 
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     fsck.add_argument("--config", help="TOML configuration file")
     fsck.set_defaults(func=cmd_fsck)
     admin_cli.add_parser(sub)
+    supplychain_cli.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,103 @@
+"""The supply-chain extension: SBOMs on push and signed attestations of everything the registry generates.
+
+Two subscribers of ``manifest.pushed``. ``sbom`` generates SBOMs for pushed images (never for referrers or
+the registry's own artifacts) and indexes SBOM referrers pushed by other tools; ``attest`` signs every
+registry-generated SBOM and scan report. A failure is logged and the event is not retried (a broken image
+must not stall the outbox); ``registry sbom generate`` redoes an image on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.settings import SupplyChainSettings
+from registry.events import Subscriber
+from registry.extensions.attest.attester import Attester
+from registry.extensions.attest.keys import AttestationKeys
+from registry.extensions.sbom.generator import SbomGenerator, is_image
+from registry.extensions.sbom.index import SbomIndex
+from registry.extensions.sbom.types import SBOM_TYPES
+from registry.oci import errors as e
+from registry.oci.digest import Digest
+from registry.oci.manifest import parse_manifest
+from registry.storage.records import Event
+from registry.storage.service import RegistryService
+
+log = logging.getLogger("registry.supplychain")
+INDEX_NAME = "supply-chain.db"
+
+
+def attestation_keys(root: Path, settings: SupplyChainSettings) -> AttestationKeys:
+    return AttestationKeys(Path(settings.attestation_key_dir) if settings.attestation_key_dir else root / "attestation")
+
+
+def build_generator(
+    service: RegistryService, blob_path: Callable[[Digest], Path], root: Path, settings: SupplyChainSettings
+) -> SbomGenerator:
+    return SbomGenerator(service, blob_path, SbomIndex(root / INDEX_NAME), settings.sbom_worker_memory_mb)
+
+
+@dataclass
+class SbomSubscriber:
+    generator: SbomGenerator
+    on_push: bool
+    name: str = "supplychain.sbom"
+
+    async def handle(self, event: Event) -> None:
+        if event.kind != "manifest.pushed" or event.digest is None:
+            return
+        try:
+            record = await self.generator.service.get_manifest(event.repo, event.digest)
+        except e.RegistryError:
+            return  # deleted since
+        try:
+            parsed = parse_manifest(record.content, record.media_type)
+            if record.subject is not None and parsed.artifact_type in SBOM_TYPES:
+                await self.generator.index_pushed(event.repo, record)
+            elif self.on_push and (parsed.is_index or is_image(record, parsed.blobs[1:], parsed.artifact_type)):
+                await self.generator.generate(event.repo, event.digest)
+        except Exception:
+            log.exception("sbom for %s@%s failed", event.repo, event.digest)
+
+
+@dataclass
+class AttestSubscriber:
+    attester: Attester
+    name: str = "supplychain.attest"
+
+    async def handle(self, event: Event) -> None:
+        if event.kind != "manifest.pushed" or event.digest is None:
+            return
+        try:
+            record = await self.attester.service.get_manifest(event.repo, event.digest)
+        except e.RegistryError:
+            return
+        if not Attester.wants(record):
+            return
+        try:
+            await self.attester.attest(event.repo, record)
+        except Exception:
+            log.exception("attestation of %s@%s failed", event.repo, event.digest)
+
+
+@dataclass
+class SupplyChain:
+    """The :class:`registry.extensions.Extension` the composition root registers."""
+
+    sbom: SbomSubscriber
+    attest: AttestSubscriber | None
+    name: str = "supplychain"
+
+    def subscribers(self) -> Sequence[Subscriber]:
+        return [self.sbom] if self.attest is None else [self.sbom, self.attest]
+
+
+def build_supply_chain(
+    service: RegistryService, blob_path: Callable[[Digest], Path], root: Path, settings: SupplyChainSettings
+) -> SupplyChain:
+    generator = build_generator(service, blob_path, root, settings)
+    attest = AttestSubscriber(Attester(service, attestation_keys(root, settings))) if settings.attest else None
+    return SupplyChain(SbomSubscriber(generator, settings.sbom_on_push), attest)
