@@ -58,8 +58,8 @@ def opaque(directory: str) -> F:
 
 
 DEBIAN_OS = b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
-ALPINE_OS = b"NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\n"
-FEDORA_OS = b"NAME=\"Fedora Linux\"\nID=fedora\nVERSION_ID=39\n"
+ALPINE_OS = b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\n'
+FEDORA_OS = b'NAME="Fedora Linux"\nID=fedora\nVERSION_ID=39\n'
 
 DPKG_STATUS = b"""Package: libc6
 Status: install ok installed

@@ -136,12 +136,18 @@ def test_alpine_and_rpm(tmp_path: Path) -> None:
         "pkg:rpm/fedora/openssl-libs@3.1.1-4.fc39?arch=x86_64&distro=fedora-39&epoch=1",
     }
     ssl = next(p for p in fedora["packages"] if p["name"] == "openssl-libs")
-    assert (ssl["source_name"], ssl["source_version"], ssl["version"]) == ("openssl", "1:3.1.1-4.fc39", "1:3.1.1-4.fc39")
+    assert (ssl["source_name"], ssl["source_version"], ssl["version"]) == (
+        "openssl",
+        "1:3.1.1-4.fc39",
+        "1:3.1.1-4.fc39",
+    )
 
 
 def test_berkeleydb_and_ndb_are_reported_unsupported(tmp_path: Path) -> None:
     result = scan_layers(
-        write_layers(tmp_path, [layer(("var/lib/rpm/Packages", b"\0" * 64), ("usr/lib/sysimage/rpm/Packages.db", b"x"))])
+        write_layers(
+            tmp_path, [layer(("var/lib/rpm/Packages", b"\0" * 64), ("usr/lib/sysimage/rpm/Packages.db", b"x"))]
+        )
     )
     assert result["packages"] == []
     notes = " ".join(result["notes"])

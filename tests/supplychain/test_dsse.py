@@ -22,9 +22,7 @@ def independent_verify(envelope: dict[str, Any], public_pem: str) -> dict[str, A
     """A second, minimal DSSE v1 verifier written from the spec (PAE with byte lengths, standard base64)."""
     payload = base64.b64decode(envelope["payload"], validate=True)
     payload_type = envelope["payloadType"].encode("utf-8")
-    pae = b" ".join(
-        [b"DSSEv1", str(len(payload_type)).encode(), payload_type, str(len(payload)).encode(), payload]
-    )
+    pae = b" ".join([b"DSSEv1", str(len(payload_type)).encode(), payload_type, str(len(payload)).encode(), payload])
     key = serialization.load_pem_public_key(public_pem.encode())
     assert isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
     key.verify(base64.b64decode(envelope["signatures"][0]["sig"], validate=True), pae, ec.ECDSA(hashes.SHA256()))
