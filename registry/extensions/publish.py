@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-from collections.abc import AsyncIterator
+import os
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from registry.oci import mediatypes as mt
@@ -12,9 +17,43 @@ from registry.storage.service import RegistryService
 
 EMPTY_CONFIG = b"{}"
 # Every artifact published here carries this annotation: subscribers use it to tell the registry's own
-# artifacts from pushed ones (no SBOM of an SBOM; only the registry's own artifacts are attested).
+# artifacts from pushed ones (no SBOM of an SBOM; only the registry's own artifacts are attested). Its value
+# is "oci-registry;<HMAC-SHA256>" over subject, artifactType and layer digests with a key only the registry
+# holds, so a client cannot push an artifact that the registry then mistakes for its own and signs.
 GENERATED_BY = "dev.oci-registry.generated-by"
 GENERATOR = "oci-registry"
+_marker_key: bytes | None = None
+
+
+def load_marker_key(path: Path) -> None:
+    """Load (creating it, mode 0600) the process-wide key of the generated-by marker."""
+    global _marker_key
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    _marker_key = bytes.fromhex(path.read_text().strip())
+
+
+def marker(subject: str | None, artifact_type: str | None, layer_digests: Sequence[str]) -> str:
+    if _marker_key is None:
+        raise RuntimeError("load_marker_key() was not called")
+    message = "\n".join([subject or "", artifact_type or "", *layer_digests]).encode()
+    return f"{GENERATOR};{hmac.new(_marker_key, message, hashlib.sha256).hexdigest()}"
+
+
+def has_valid_marker(
+    annotations: dict[str, str], subject: str | None, artifact_type: str | None, layer_digests: Sequence[str]
+) -> bool:
+    """True when the manifest's generated-by marker was made by this registry."""
+    value = annotations.get(GENERATED_BY)
+    if value is None or _marker_key is None:
+        return False
+    return hmac.compare_digest(value, marker(subject, artifact_type, layer_digests))
 
 
 class DescriptorLike(Protocol):
@@ -65,7 +104,9 @@ async def put_artifact_manifest(
     doc["layers"] = layer_descs
     if subject is not None:
         doc["subject"] = descriptor(subject.media_type, subject.digest, subject.size)
-    doc["annotations"] = {**annotations, GENERATED_BY: GENERATOR}
+    digests = [str(d["digest"]) for d in layer_descs]
+    generated = marker(None if subject is None else str(subject.digest), artifact_type, digests)
+    doc["annotations"] = {**annotations, GENERATED_BY: generated}
     data = json.dumps(doc, separators=(",", ":")).encode()
     pushed = await service.put_manifest(repository, tag or str(Digest.of(data, "sha256")), mt.OCI_MANIFEST, data)
     return pushed.digest

@@ -17,6 +17,7 @@ from config.settings import SupplyChainSettings
 from registry.events import Subscriber
 from registry.extensions.attest.attester import Attester
 from registry.extensions.attest.keys import AttestationKeys
+from registry.extensions.publish import load_marker_key
 from registry.extensions.sbom.generator import SbomGenerator, is_image
 from registry.extensions.sbom.index import SbomIndex
 from registry.extensions.sbom.types import SBOM_TYPES
@@ -37,6 +38,7 @@ def attestation_keys(root: Path, settings: SupplyChainSettings) -> AttestationKe
 def build_generator(
     service: RegistryService, blob_path: Callable[[Digest], Path], root: Path, settings: SupplyChainSettings
 ) -> SbomGenerator:
+    load_marker_key(attestation_keys(root, settings).directory / "marker.key")
     return SbomGenerator(service, blob_path, SbomIndex(root / INDEX_NAME), settings.sbom_worker_memory_mb)
 
 

@@ -12,7 +12,7 @@ import trio
 
 from registry.extensions.attest.dsse import sign_envelope, statement
 from registry.extensions.attest.keys import AttestationKeys
-from registry.extensions.publish import GENERATED_BY, put_artifact_manifest
+from registry.extensions.publish import has_valid_marker, put_artifact_manifest
 from registry.extensions.sbom.types import CYCLONEDX, DSSE_ENVELOPE, IN_TOTO, SCAN_REPORT, SPDX
 from registry.oci import errors as e
 from registry.oci import mediatypes as mt
@@ -54,11 +54,12 @@ class Attester:
 
     @staticmethod
     def wants(record: ManifestRecord) -> bool:
-        """A registry-generated SBOM or scan report referrer."""
+        """A registry-generated SBOM or scan report referrer (its generated-by marker verifies)."""
         if record.subject is None or record.artifact_type not in PREDICATE_TYPES:
             return False
-        annotations = json.loads(record.annotations_json) if record.annotations_json else {}
-        return GENERATED_BY in annotations
+        parsed = parse_manifest(record.content, record.media_type)
+        layers = [str(d.digest) for d in parsed.blobs[1:]]
+        return has_valid_marker(parsed.annotations or {}, str(record.subject), record.artifact_type, layers)
 
     async def _blob(self, digest: Digest, size: int) -> bytes:
         chunks = [c async for c in self.service.read_blob(digest, 0, size - 1)] if size else []
