@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,20 @@ def test_real_go_binary(tmp_path: Path) -> None:
     result = scan_layers(write_layers(tmp_path, [layer(F("bin/hello", data, mode=0o755))]))
     names = {p["name"] for p in result["packages"]}
     assert {"stdlib", "example.com/hello"} <= names
+
+
+def test_worker_memory_limit_fails_cleanly(tmp_path: Path) -> None:
+    """A 250 MiB jar (zeros, tiny once gzip'ed) exceeds a 200 MiB worker: the worker fails, not the caller."""
+    path = tmp_path / "big.tar.gz"
+    with gzip.open(path, "wb", compresslevel=1) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
+        info = tarfile.TarInfo("opt/big.jar")
+        info.size = 250 * 1024 * 1024
+        with open("/dev/zero", "rb") as zeros:
+            tar.addfile(info, zeros)
+    request = json.dumps({"layers": [str(path)], "memory_mb": 200})
+    out = subprocess.run(
+        [sys.executable, "-m", "registry.extensions.sbom.worker"], input=request.encode(), capture_output=True,
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert json.loads(out.stdout) == {"error": "worker memory limit exceeded"}
