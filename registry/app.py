@@ -18,6 +18,7 @@ from registry.api.context import ApiContext
 from registry.api.ops import close_safe, make_ops_app
 from registry.api.routes import ASGIApp, RegistryAsgi
 from registry.events import OutboxRelay, Subscriber
+from registry.extensions import supplychain_api
 from registry.extensions.supplychain import build_supply_chain
 from registry.iam.setup import build_iam
 from registry.storage.fs_blobs import FilesystemBlobStore
@@ -89,7 +90,10 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
             return registry is not None and await registry.ready()
 
         ctx = ApiContext(service, settings, authorizer)
-        asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, make_ops_app(ready, authorizer))))
+        ops = make_ops_app(ready, authorizer)
+        if authorizer is not None:
+            supplychain_api.install(ops, authorizer, supply_chain.sbom.generator, supply_chain.keys)
+        asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, ops)))
         registry = Registry(settings, blobs, meta, service, relay, asgi)
         yield registry
     finally:

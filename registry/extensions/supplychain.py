@@ -18,7 +18,7 @@ from registry.events import Subscriber
 from registry.extensions.attest.attester import Attester
 from registry.extensions.attest.keys import AttestationKeys
 from registry.extensions.publish import load_marker_key
-from registry.extensions.sbom.generator import SbomGenerator, is_image
+from registry.extensions.sbom.generator import SbomGenerator, is_generated, is_image
 from registry.extensions.sbom.index import SbomIndex
 from registry.extensions.sbom.types import SBOM_TYPES
 from registry.oci import errors as e
@@ -58,7 +58,8 @@ class SbomSubscriber:
         try:
             parsed = parse_manifest(record.content, record.media_type)
             if record.subject is not None and parsed.artifact_type in SBOM_TYPES:
-                await self.generator.index_pushed(event.repo, record)
+                if not is_generated(record):  # the registry's own are indexed when generated
+                    await self.generator.index_pushed(event.repo, record)
             elif self.on_push and (parsed.is_index or is_image(record, parsed.blobs[1:], parsed.artifact_type)):
                 await self.generator.generate(event.repo, event.digest)
         except Exception:
@@ -91,6 +92,7 @@ class SupplyChain:
 
     sbom: SbomSubscriber
     attest: AttestSubscriber | None
+    keys: AttestationKeys
     name: str = "supplychain"
 
     def subscribers(self) -> Sequence[Subscriber]:
@@ -101,5 +103,6 @@ def build_supply_chain(
     service: RegistryService, blob_path: Callable[[Digest], Path], root: Path, settings: SupplyChainSettings
 ) -> SupplyChain:
     generator = build_generator(service, blob_path, root, settings)
-    attest = AttestSubscriber(Attester(service, attestation_keys(root, settings))) if settings.attest else None
-    return SupplyChain(SbomSubscriber(generator, settings.sbom_on_push), attest)
+    keys = attestation_keys(root, settings)
+    attest = AttestSubscriber(Attester(service, keys)) if settings.attest else None
+    return SupplyChain(SbomSubscriber(generator, settings.sbom_on_push), attest, keys)
