@@ -171,6 +171,21 @@ def test_sboms_and_attestations_on_push(registry: RegistryProcess, tmp_path: Pat
     assert out.returncode == 0, out.stdout + out.stderr
     report = json.loads(out.stdout)
     assert report["ok"] and len(report["checks"]) == 8
+    # Tamper with one stored envelope (subject digest changed, same length, signature kept). The referrer and the
+    # .att layer share that blob: verify fails on exactly those two checks.
+    digest = att["layers"][0]["digest"]
+    blob = registry.data / "blobs" / "sha256" / digest[7:9] / digest[7:]
+    statement["subject"][0]["digest"]["sha256"] = "0" * 64
+    payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
+    envelope["payload"] = base64.b64encode(payload).decode()
+    tampered = json.dumps(envelope, separators=(",", ":")).encode()
+    assert len(tampered) == blob.stat().st_size
+    blob.write_bytes(tampered)
+    out = cli(registry, "attest", "verify", f"{repo}:v1")
+    assert out.returncode == 1, out.stdout + out.stderr
+    failed = [c for c in json.loads(out.stdout)["checks"] if not c["ok"]]
+    assert sorted(c["source"].split()[0] for c in failed) == ["cosign", "referrer"], failed
+    assert all("no signature verifies" in c["detail"] for c in failed)
     keys = cli(registry, "attest", "keys", "--pem")
     assert keys.stdout.startswith("-----BEGIN PUBLIC KEY-----")
     listed = cli(registry, "sbom", "list", repo)
