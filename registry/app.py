@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import trio
 
@@ -38,6 +38,8 @@ class Registry:
     service: RegistryService
     relay: OutboxRelay
     asgi: RegistryAsgi
+    # Extension loops (``serve(task_status=…)``) to run beside the relay.
+    background: list[Callable[..., Any]] = field(default_factory=list)
 
     async def ready(self) -> bool:
         try:
@@ -94,7 +96,7 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
         if authorizer is not None:
             supplychain_api.install(ops, authorizer, supply_chain.sbom.generator, supply_chain.keys)
         asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, ops)))
-        registry = Registry(settings, blobs, meta, service, relay, asgi)
+        registry = Registry(settings, blobs, meta, service, relay, asgi, list(supply_chain.background()))
         yield registry
     finally:
         await db.aclose()

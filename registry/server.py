@@ -80,6 +80,8 @@ async def serve(settings: Settings, *, task_status: trio.TaskStatus[list[str]] =
     async with open_registry(settings) as registry, trio.open_nursery() as background:
         await background.start(registry.relay.serve)
         await background.start(registry.serve_upload_purge)
+        for loop in registry.background:
+            await background.start(loop)
         if settings.server.tls_cert:
             background.start_soon(_reload_certificates, config, settings.server.tls_cert, settings.server.tls_key)
         async with trio.open_nursery() as server:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import trio
 
 from config.settings import SupplyChainSettings
 from registry.events import Subscriber
@@ -28,6 +31,7 @@ from registry.storage.records import Event
 from registry.storage.service import RegistryService
 
 log = logging.getLogger("registry.supplychain")
+Background = Callable[..., Any]
 INDEX_NAME = "supply-chain.db"
 
 
@@ -47,6 +51,8 @@ class SbomSubscriber:
     generator: SbomGenerator
     on_push: bool
     name: str = "supplychain.sbom"
+    poll_interval: float = 30.0
+    _wake: trio.Event = field(default_factory=trio.Event)
 
     async def handle(self, event: Event) -> None:
         if event.kind != "manifest.pushed" or event.digest is None:
@@ -61,9 +67,29 @@ class SbomSubscriber:
                 if not is_generated(record):  # the registry's own are indexed when generated
                     await self.generator.index_pushed(event.repo, record)
             elif self.on_push and (parsed.is_index or is_image(record, parsed.blobs[1:], parsed.artifact_type)):
-                await self.generator.generate(event.repo, event.digest)
+                # Queued, not generated here: a large image must not hold up the other subscribers.
+                await self.generator.index.enqueue(event.repo, event.digest)
+                self._wake.set()
         except Exception:
             log.exception("sbom for %s@%s failed", event.repo, event.digest)
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled: generate the queued SBOMs one at a time, oldest first. A job stays queued
+        until it finished or failed (a crash in between redoes it after a restart)."""
+        task_status.started()
+        while True:
+            self._wake = trio.Event()
+            while (job := await self.generator.index.next_job()) is not None:
+                job_id, repo, digest = job
+                try:
+                    await self.generator.generate(repo, digest)
+                except e.RegistryError:
+                    pass  # deleted since it was queued
+                except Exception:
+                    log.exception("sbom for %s@%s failed", repo, digest)
+                await self.generator.index.done(job_id)
+            with trio.move_on_after(self.poll_interval):
+                await self._wake.wait()
 
 
 @dataclass
@@ -97,6 +123,10 @@ class SupplyChain:
 
     def subscribers(self) -> Sequence[Subscriber]:
         return [self.sbom] if self.attest is None else [self.sbom, self.attest]
+
+    def background(self) -> Sequence[Background]:
+        """Loops the server runs beside the outbox relay (``nursery.start(loop)``)."""
+        return [self.sbom.serve]
 
 
 def build_supply_chain(

@@ -21,6 +21,10 @@ CREATE TABLE IF NOT EXISTS sboms (
     at REAL NOT NULL, PRIMARY KEY (repo, digest)
 );
 CREATE INDEX IF NOT EXISTS sboms_subject ON sboms(repo, subject);
+CREATE TABLE IF NOT EXISTS sbom_jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, repo TEXT NOT NULL, digest TEXT NOT NULL, at REAL NOT NULL,
+    UNIQUE (repo, digest)
+);
 """
 
 
@@ -69,6 +73,44 @@ class SbomIndex:
                             row.at or time.time(),
                         ),
                     )
+            finally:
+                conn.close()
+
+        async with self._lock:
+            await trio.to_thread.run_sync(write)
+
+    async def enqueue(self, repo: str, digest: str) -> None:
+        """Remember that ``repo@digest`` needs SBOMs (durable: survives a restart until :meth:`done`)."""
+
+        def write() -> None:
+            conn = self._connect()
+            try:
+                with conn:
+                    sql = "INSERT OR IGNORE INTO sbom_jobs(repo, digest, at) VALUES (?, ?, ?)"
+                    conn.execute(sql, (repo, digest, time.time()))
+            finally:
+                conn.close()
+
+        async with self._lock:
+            await trio.to_thread.run_sync(write)
+
+    async def next_job(self) -> tuple[int, str, str] | None:
+        def read() -> tuple[int, str, str] | None:
+            conn = self._connect()
+            try:
+                row = conn.execute("SELECT id, repo, digest FROM sbom_jobs ORDER BY id LIMIT 1").fetchone()
+                return None if row is None else (int(row[0]), str(row[1]), str(row[2]))
+            finally:
+                conn.close()
+
+        return await trio.to_thread.run_sync(read)
+
+    async def done(self, job_id: int) -> None:
+        def write() -> None:
+            conn = self._connect()
+            try:
+                with conn:
+                    conn.execute("DELETE FROM sbom_jobs WHERE id = ?", (job_id,))
             finally:
                 conn.close()
 
