@@ -73,21 +73,27 @@ class SbomSubscriber:
         except Exception:
             log.exception("sbom for %s@%s failed", event.repo, event.digest)
 
+    async def run_queue(self) -> None:
+        while (job := await self.generator.index.next_job()) is not None:
+            job_id, repo, digest = job
+            try:
+                await self.generator.generate(repo, digest)
+            except e.RegistryError:
+                pass  # deleted since it was queued
+            except Exception:
+                log.exception("sbom for %s@%s failed", repo, digest)
+            await self.generator.index.done(job_id)
+
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled: generate the queued SBOMs one at a time, oldest first. A job stays queued
         until it finished or failed (a crash in between redoes it after a restart)."""
         task_status.started()
         while True:
             self._wake = trio.Event()
-            while (job := await self.generator.index.next_job()) is not None:
-                job_id, repo, digest = job
-                try:
-                    await self.generator.generate(repo, digest)
-                except e.RegistryError:
-                    pass  # deleted since it was queued
-                except Exception:
-                    log.exception("sbom for %s@%s failed", repo, digest)
-                await self.generator.index.done(job_id)
+            try:
+                await self.run_queue()
+            except Exception:
+                log.exception("sbom queue failed; retrying in %.0fs", self.poll_interval)
             with trio.move_on_after(self.poll_interval):
                 await self._wake.wait()
 

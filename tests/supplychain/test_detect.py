@@ -200,8 +200,11 @@ def test_real_go_binary(tmp_path: Path) -> None:
     subprocess.run(["go", "build", "-o", "hello", "."], cwd=src, env=env, check=True, timeout=600)
     data = (src / "hello").read_bytes()
     result = scan_layers(write_layers(tmp_path, [layer(F("bin/hello", data, mode=0o755))]))
-    names = {p["name"] for p in result["packages"]}
-    assert {"stdlib", "example.com/hello"} <= names
+    toolchain = subprocess.run(["go", "env", "GOVERSION"], env=env, capture_output=True, text=True, check=True)
+    assert purls(result) == {
+        f"pkg:golang/stdlib@{toolchain.stdout.strip()}",
+        "pkg:golang/example.com/hello@%28devel%29",
+    }
 
 
 def test_worker_memory_limit_fails_cleanly(tmp_path: Path) -> None:
