@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import CHEAP_ARGON2
-from tests.serverproc import RegistryProcess
+from tests.serverproc import SBOM_ON_PUSH, RegistryProcess
 from tests.supplychain.fixtures import DEBIAN_OS, DPKG_STATUS, layer
 from tests.supplychain.test_registry_e2e import CDX, IN_TOTO, SPDX, push_platform, sha, wait_for
 from tests.tokenauth import DockerTokenAuth
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_supply_chain_management_api(tmp_path: Path) -> None:
-    with RegistryProcess(tmp_path / "data", "--auth", "token", env=CHEAP_ARGON2) as proc:
+    with RegistryProcess(tmp_path / "data", "--auth", "token", env={**CHEAP_ARGON2, **SBOM_ON_PUSH}) as proc:
         admin = json.loads((proc.data / "admin-credential.json").read_text())
         basic = (admin["username"], admin["password"])
         with httpx.Client(base_url=f"{proc.url}/api/v1", auth=basic, timeout=60) as api:

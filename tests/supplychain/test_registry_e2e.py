@@ -18,7 +18,7 @@ import oras.client  # type: ignore[import-untyped]
 import pytest
 
 from tests.e2e.clients import Skopeo
-from tests.serverproc import BIN, RegistryProcess
+from tests.serverproc import BIN, SBOM_ON_PUSH, RegistryProcess
 from tests.supplychain.fixtures import APK_INSTALLED, DEBIAN_OS, DPKG_STATUS, F, layer, whiteout
 
 pytestmark = pytest.mark.e2e
@@ -103,7 +103,7 @@ def layer_of(c: httpx.Client, repo: str, manifest_digest: str) -> tuple[dict[str
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Any:
-    with RegistryProcess(tmp_path / "data") as proc:
+    with RegistryProcess(tmp_path / "data", env=SBOM_ON_PUSH) as proc:
         yield proc
 
 
@@ -242,3 +242,11 @@ def test_pushed_sboms_are_indexed_and_forged_artifacts_not_signed(registry: Regi
     assert out.returncode == 0, out.stderr
     [generated] = json.loads(out.stdout)
     assert generated["subject"] == sha(image) and generated["platform"] == "linux/amd64"
+
+
+def test_sbom_on_push_can_be_turned_off(tmp_path: Path) -> None:
+    with RegistryProcess(tmp_path / "data") as proc, httpx.Client(base_url=proc.url, timeout=60) as c:
+        image = push_platform(c, "supply/off", "amd64", [layer(("etc/os-release", DEBIAN_OS))])
+        time.sleep(6)  # the relay has delivered the push event (it polls at least every 5 s)
+        assert referrers(c, "supply/off", sha(image)) == []
+        assert c.get("/v2/supply/off/tags/list").json().get("tags") in (None, [])
