@@ -115,6 +115,18 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class SupplyChainSettings:
+    # SBOMs (CycloneDX + SPDX referrers) for every pushed image, generated in the background.
+    sbom_on_push: bool = True
+    # Address-space limit of the SBOM worker process (MiB).
+    sbom_worker_memory_mb: int = 1024
+    # Sign registry-generated SBOMs and scan reports (in-toto/DSSE attestations).
+    attest: bool = True
+    # Where the attestation key and its public history live; empty: <storage.root>/attestation.
+    attestation_key_dir: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -125,3 +137,4 @@ class Settings:
     gc: GcSettings = field(default_factory=GcSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    supply_chain: SupplyChainSettings = field(default_factory=SupplyChainSettings)

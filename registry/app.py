@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import trio
 
@@ -20,7 +20,9 @@ from registry.api.routes import ASGIApp, RegistryAsgi
 from registry.audit import chain
 from registry.audit.chain import AuditEntry
 from registry.events import OutboxRelay, Subscriber
+from registry.extensions import supplychain_api
 from registry.extensions.scan.extension import ScanExtension
+from registry.extensions.supplychain import build_supply_chain
 from registry.gc.collector import GarbageCollector
 from registry.gc.maintenance import Maintenance
 from registry.gc.policy_source import PolicySource, policy_path
@@ -43,6 +45,8 @@ class Registry:
     relay: OutboxRelay
     asgi: RegistryAsgi
     maintenance: Maintenance
+    # Extension loops (``serve(task_status=…)``) to run beside the relay.
+    background: list[Callable[..., Any]] = field(default_factory=list)
 
     async def ready(self) -> bool:
         try:
@@ -80,6 +84,8 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
         service = RegistryService(blobs, meta, settings.limits.manifest_max_bytes)
         scan = ScanExtension(service, db)
         relay = OutboxRelay(meta, [*subscribers, *scan.subscribers()])
+        supply_chain = build_supply_chain(service, blobs.blob_path, root, settings.supply_chain)
+        relay.subscribers.extend(supply_chain.subscribers())
         meta.on_commit = relay.notify
         authorizer = None
         if settings.auth.mode == "token":
@@ -104,8 +110,10 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
 
         ctx = ApiContext(service, settings, authorizer, audit, pull_gate=scan.pull_gate())
         ops = make_ops_app(ready, authorizer, maintenance, scan.scanner)
+        if authorizer is not None:
+            supplychain_api.install(ops, authorizer, supply_chain.sbom.generator, supply_chain.keys)
         asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, ops)))
-        registry = Registry(settings, blobs, meta, service, relay, asgi, maintenance)
+        registry = Registry(settings, blobs, meta, service, relay, asgi, maintenance, list(supply_chain.background()))
         yield registry
     finally:
         await db.aclose()

@@ -12,6 +12,7 @@ import trio
 
 from config import ConfigError, Settings, load_settings
 from registry import admin_cli, backup, gc_cli
+from registry.extensions import supplychain_cli
 from registry.extensions.scan import cli as scan_cli
 
 log = logging.getLogger("registry")
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     gc_cli.add_parser(sub)
     backup.add_parser(sub)
     scan_cli.add_parser(sub)
+    supplychain_cli.add_parser(sub)
     return parser
 
 

@@ -83,6 +83,8 @@ async def serve(settings: Settings, *, task_status: trio.TaskStatus[list[str]] =
         await background.start(registry.relay.serve)
         await background.start(registry.serve_upload_purge)
         await background.start(registry.maintenance.serve_maintenance)
+        for loop in registry.background:
+            await background.start(loop)
         if settings.server.tls_cert:
             background.start_soon(_reload_certificates, config, settings.server.tls_cert, settings.server.tls_key)
         app, _ = instrument_registry(registry.asgi, registry.blobs.uploads)

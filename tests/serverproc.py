@@ -14,6 +14,8 @@ from typing import Self
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 _LISTENING = re.compile(r"registry listening on (https?://\S+)")
+SBOM_OFF = {"REGISTRY__SUPPLY_CHAIN__SBOM_ON_PUSH": "false"}
+SBOM_ON_PUSH = {"REGISTRY__SUPPLY_CHAIN__SBOM_ON_PUSH": "true"}
 
 
 class ChildServer:
@@ -97,7 +99,9 @@ class RegistryProcess(ChildServer):
     name = "registry"
 
     def __init__(self, data: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        super().__init__(data.parent / f"{data.name}.log", _LISTENING, env)
+        # SBOMs on push add referrers and cosign ``.att`` tags behind a test's back: off unless a test
+        # (tests/supplychain) turns them on with ``SBOM_ON_PUSH``.
+        super().__init__(data.parent / f"{data.name}.log", _LISTENING, {**SBOM_OFF, **(env or {})})
         self.data = data
         self.args = list(args)
 

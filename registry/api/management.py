@@ -65,6 +65,48 @@ def _kind(kinds: str) -> str:
     return kind
 
 
+async def authenticate(auth: Authorizer) -> Identity:
+    """The authenticated caller of the current request (Basic credential or Bearer token), admin or not.
+
+    Raises:
+        RegistryError: ``UNAUTHORIZED`` without valid credentials, ``TOO_MANY_REQUESTS`` after repeated
+            failures.
+    """
+    iam = auth.iam
+    header = request.headers.get("Authorization", "")
+    source = request.remote_addr or ""
+    identity: Identity | None = None
+    if header.lower().startswith("basic "):
+        pair = parse_basic(header)
+        if pair is not None:
+            try:
+                identity = await iam.authenticate(pair[0], pair[1], source)
+            except AuthFailure as failure:
+                if failure.retry_after is not None:
+                    raise e.RegistryError(
+                        e.TOO_MANY_REQUESTS, headers={"Retry-After": str(int(failure.retry_after) + 1)}
+                    ) from None
+    elif header.lower().startswith("bearer "):
+        try:
+            claims = auth.tokens.verify(header.split(" ", 1)[1].strip())
+            kind, _, name = str(claims.get("sub", "")).partition(":")
+            identity = await auth.store.identity(kind, name, claims.get("cid") or None)
+        except TokenError:
+            identity = None
+    if identity is None:
+        raise e.RegistryError(e.UNAUTHORIZED, headers={"WWW-Authenticate": 'Basic realm="registry"'})
+    return identity
+
+
+async def require_admin(auth: Authorizer) -> Identity:
+    """The caller, who must hold the registry-wide admin role. Raises as :func:`authenticate`, and
+    ``DENIED`` without the admin role."""
+    identity = await authenticate(auth)
+    if not identity.admin:
+        raise e.RegistryError(e.DENIED, "the management API needs the admin role")
+    return identity
+
+
 def make_management(
     auth: Authorizer, maintenance: Maintenance | None = None, scans: ScanReports | None = None
 ) -> Blueprint:
@@ -75,35 +117,10 @@ def make_management(
 
     async def principal() -> Identity:
         """The authenticated caller (Basic credential or Bearer token), admin or not. Raises 401/429."""
-        header = request.headers.get("Authorization", "")
-        source = request.remote_addr or ""
-        identity: Identity | None = None
-        if header.lower().startswith("basic "):
-            pair = parse_basic(header)
-            if pair is not None:
-                try:
-                    identity = await iam.authenticate(pair[0], pair[1], source)
-                except AuthFailure as failure:
-                    if failure.retry_after is not None:
-                        raise e.RegistryError(
-                            e.TOO_MANY_REQUESTS, headers={"Retry-After": str(int(failure.retry_after) + 1)}
-                        ) from None
-        elif header.lower().startswith("bearer "):
-            try:
-                claims = auth.tokens.verify(header.split(" ", 1)[1].strip())
-                kind, _, name = str(claims.get("sub", "")).partition(":")
-                identity = await auth.store.identity(kind, name, claims.get("cid") or None)
-            except TokenError:
-                identity = None
-        if identity is None:
-            raise e.RegistryError(e.UNAUTHORIZED, headers={"WWW-Authenticate": 'Basic realm="registry"'})
-        return identity
+        return await authenticate(auth)
 
     async def admin() -> Identity:
-        identity = await principal()
-        if not identity.admin:
-            raise e.RegistryError(e.DENIED, "the management API needs the admin role")
-        return identity
+        return await require_admin(auth)
 
     async def body() -> dict[str, Any]:
         doc = await request.get_json(force=True, silent=True)

@@ -1,0 +1,1 @@
+"""Signed attestations: in-toto statements in DSSE envelopes, the attestation key and verification."""

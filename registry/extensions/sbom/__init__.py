@@ -1,0 +1,1 @@
+"""SBOM generation: merged layer view, package detectors, CycloneDX and SPDX documents."""
