@@ -5,6 +5,10 @@ confirmed tag → digest mappings. One SQLite file, ``<cache_dir>/edge.db`` (WAL
     manifests(digest, media_type, content, stored_at) manifest bytes exactly as the upstream served them
     tags(repo, tag, digest, media_type, checked_at)   the tag's digest as of ``checked_at`` (wall clock)
 
+Bounded: :meth:`SqliteEdgeIndex.prune` keeps at most ``IndexLimits`` rows per table, dropping the oldest
+(``confirmed_at``/``stored_at``/``checked_at``). Dropping is always safe: a dropped link or tag is asked of the
+upstream again, a dropped manifest is fetched again.
+
 The adapter stores what it is given: it does not verify digests nor talk to the upstream. One connection,
 used from worker threads one call at a time (a lock), so every call is ``trio.to_thread.run_sync``.
 """
@@ -24,6 +28,19 @@ from registry.oci.digest import Digest
 
 T = TypeVar("T")
 
+_PRUNE_LINKS = (
+    "SELECT count(*) FROM links",
+    "DELETE FROM links WHERE (repo, digest) IN (SELECT repo, digest FROM links ORDER BY confirmed_at LIMIT ?)",
+)
+_PRUNE_MANIFESTS = (
+    "SELECT count(*) FROM manifests",
+    "DELETE FROM manifests WHERE digest IN (SELECT digest FROM manifests ORDER BY stored_at LIMIT ?)",
+)
+_PRUNE_TAGS = (
+    "SELECT count(*) FROM tags",
+    "DELETE FROM tags WHERE (repo, tag) IN (SELECT repo, tag FROM tags ORDER BY checked_at LIMIT ?)",
+)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
     repo TEXT NOT NULL, digest TEXT NOT NULL, confirmed_at REAL NOT NULL, PRIMARY KEY (repo, digest)
@@ -36,6 +53,15 @@ CREATE TABLE IF NOT EXISTS tags (
     checked_at REAL NOT NULL, PRIMARY KEY (repo, tag)
 ) WITHOUT ROWID;
 """
+
+
+@dataclass(frozen=True)
+class IndexLimits:
+    """Most rows kept per table of edge.db."""
+
+    links: int = 200_000
+    manifests: int = 20_000
+    tags: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -110,6 +136,23 @@ class SqliteEdgeIndex:
 
     async def drop_tag(self, repo: str, tag: str) -> None:
         await self._execute("DELETE FROM tags WHERE repo = ? AND tag = ?", (repo, tag))
+
+    async def prune(self, limits: IndexLimits) -> int:
+        """Drop the oldest rows beyond ``limits``; the number of rows dropped."""
+
+        def prune(db: sqlite3.Connection) -> int:
+            dropped = 0
+            for count_sql, delete_sql, limit in (
+                (*_PRUNE_LINKS, limits.links),
+                (*_PRUNE_MANIFESTS, limits.manifests),
+                (*_PRUNE_TAGS, limits.tags),
+            ):
+                excess = int(db.execute(count_sql).fetchone()[0]) - limit
+                if excess > 0:
+                    dropped += db.execute(delete_sql, (excess,)).rowcount
+            return dropped
+
+        return await self._run(prune)
 
     def close(self) -> None:
         with self._lock:

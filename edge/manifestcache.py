@@ -5,7 +5,7 @@ By digest: the bytes are cached exactly as served with their media type, after c
 digest; served for a repository once the upstream served them through it (the same scoping rule as blobs).
 By tag: fresh for ``tag_ttl`` (``edge.freshness``); then a ``HEAD`` revalidates it (same digest: refresh; new
 digest: fetch). When the upstream is unavailable the last known mapping is served within ``max_stale``, marked
-stale; a 404 from the upstream forgets the tag.
+stale; a 404 from the upstream forgets the tag. After each fetch edge.db is pruned to ``IndexLimits``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.freshness import Freshness, FreshnessPolicy, OnFailure, decide, on_upstream_failure
-from edge.index import SqliteEdgeIndex, StoredManifest, TagEntry
+from edge.index import IndexLimits, SqliteEdgeIndex, StoredManifest, TagEntry
 from edge.metrics import EdgeMetrics
 from edge.upstream import MANIFEST_ACCEPT, Upstream, UpstreamUnavailable, relayed_error
 from registry.oci import errors as e
@@ -23,6 +23,7 @@ from registry.oci import mediatypes as mt
 from registry.oci.digest import Digest
 from registry.oci.names import parse_reference
 
+DEFAULT_LIMITS = IndexLimits()
 MISMATCH = e.ErrorCode("UNAVAILABLE", "the upstream served a manifest that does not match its digest", 503)
 
 
@@ -54,11 +55,13 @@ class ManifestCache:
         policy: FreshnessPolicy,
         clock: Callable[[], float],
         max_bytes: int,
+        limits: IndexLimits = DEFAULT_LIMITS,
     ) -> None:
         self.index, self.upstream, self.metrics = index, upstream, metrics
         self.policy = policy
         self.clock = clock
         self.max_bytes = max_bytes
+        self.limits = limits
 
     async def get(self, repo: str, reference: str) -> ManifestAnswer:
         """The manifest ``reference`` (tag or digest) of ``repo``.
@@ -137,4 +140,5 @@ class ManifestCache:
         now = self.clock()
         await self.index.put_manifest(manifest, now)
         await self.index.link(repo, actual, now)
+        await self.index.prune(self.limits)
         return manifest
