@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from registry.extensions.scan.report import SCAN_REPORT_ARTIFACT_TYPE
 from registry.gc.rules import Artifact, PolicyError, parse_policy, plan
 from tests.gc.test_gc_server import push_blob, push_image, run_cli
 
@@ -34,6 +36,17 @@ def put_manifest(client: httpx.Client, repo: str, ref: str, doc: dict[str, objec
     )
 
 
+def wait_for_referrer(client: httpx.Client, repo: str, subject: str, artifact_type: str) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = client.get(f"/v2/{repo}/referrers/{subject}", params={"artifactType": artifact_type})
+        manifests = found.json()["manifests"]
+        if manifests:
+            return str(manifests[0]["digest"])
+        time.sleep(0.2)
+    raise AssertionError(f"no {artifact_type} referrer of {subject} within 60 s")
+
+
 def sbom_for(client: httpx.Client, repo: str, subject: str) -> dict[str, object]:
     empty = push_blob(client, repo, b"{}")
     sbom = b'{"bomFormat": "CycloneDX", "for": "' + subject.encode() + b'"}'
@@ -55,7 +68,10 @@ def test_retention_dry_run_equals_real_run_and_immutable_tags(tmp_path: Path) ->
     data = tmp_path / "data"
     data.mkdir()
     (data / "retention.toml").write_text(POLICY)
-    with RegistryProcess(data) as proc, httpx.Client(base_url=proc.url, timeout=30) as client:
+    # Signed attestations of pushed SBOMs would rewrite the cosign ``.att`` tag behind the test's back
+    # (asynchronously); this test is about the user's own artifacts, so attesting is off here.
+    no_attest = {"REGISTRY__SUPPLY_CHAIN__ATTEST": "false"}
+    with RegistryProcess(data, env=no_attest) as proc, httpx.Client(base_url=proc.url, timeout=30) as client:
         release, _ = push_image(client, "apps/web", "release-1", [b"release layer"])
         digests = {f"v{n}": push_image(client, "apps/web", f"v{n}", [f"layer {n}".encode()])[0] for n in range(1, 6)}
         assert put_manifest(
@@ -65,6 +81,8 @@ def test_retention_dry_run_equals_real_run_and_immutable_tags(tmp_path: Path) ->
         assert sbom.status_code == 201
         client.delete("/v2/apps/web/manifests/sbom-v1")  # untagged referrer now (digest-only push)
         sbom_digest = sbom.headers["Docker-Content-Digest"]
+        # The pushed SBOM is scanned in the background; the scan report is a referrer of v1 and must follow it.
+        scan_report = wait_for_referrer(client, "apps/web", digests["v1"], SCAN_REPORT_ARTIFACT_TYPE)
         att_tag = "sha256-" + digests["v1"].split(":")[1] + ".att"
         att, _ = push_image(client, "apps/web", att_tag, [b"attestation for v1"])
 
@@ -86,7 +104,7 @@ def test_retention_dry_run_equals_real_run_and_immutable_tags(tmp_path: Path) ->
         dry = run_cli("retention", "--data", str(data), "--dry-run", "--json")
         assert dry.returncode == 0, dry.stderr
         planned = json.loads(dry.stdout)["deleted"]
-        expected = {digests["v1"], digests["v2"], digests["v3"], sbom_digest, att}
+        expected = {digests["v1"], digests["v2"], digests["v3"], sbom_digest, att, scan_report}
         assert {d["digest"] for d in planned} == expected
         assert client.get(f"/v2/apps/web/manifests/{digests['v1']}").status_code == 200  # dry: nothing changed
 
