@@ -18,6 +18,10 @@ import httpx
 MIB = 1024 * 1024
 
 
+def human(size: int) -> str:
+    return f"{size / MIB:.1f} MiB" if size >= MIB else f"{size / 1024:.1f} KiB"
+
+
 def split_image(image: str) -> tuple[str, str]:
     """``[HOST/]REPO[:TAG|@DIGEST]`` → (repository, reference); the reference defaults to ``latest``."""
     first, _, rest = image.partition("/")
@@ -39,6 +43,7 @@ class ProgressView:
         self.out, self.image, self.tty = out, image, tty
         self.blobs = self.cached = self.manifests = 0
         self.fetched = 0
+        self.drawn = False  # a status line is on the terminal
 
     def update(self, item: dict[str, Any]) -> None:
         kind = item.get("type")
@@ -51,9 +56,10 @@ class ProgressView:
         if self.tty:
             status = (
                 f"\r{self.image}: {self.manifests} manifest(s), {self.blobs} blob(s) "
-                f"({self.cached} already cached), {self.fetched / MIB:.1f} MiB fetched"
+                f"({self.cached} already cached), {human(self.fetched)} fetched"
             )
             self.out.write(status)
+            self.drawn = True
         elif kind in ("blob", "manifest"):
             what = "cached " if item.get("cached") else ""
             line = f"{self.image}: {kind} {item.get('digest')} {what}{item.get('platform', '')}"
@@ -61,12 +67,12 @@ class ProgressView:
         self.out.flush()
 
     def finish(self, item: dict[str, Any]) -> None:
-        if self.tty:
+        if self.drawn:
             self.out.write("\n")
         if item.get("type") == "done":
             self.out.write(
                 f"{self.image}: done, {item.get('digest')}: {item.get('manifests')} manifest(s), {item.get('blobs')}"
-                f" blob(s), {int(item.get('bytes_fetched', 0)) / MIB:.1f} MiB fetched\n"
+                f" blob(s), {human(int(item.get('bytes_fetched', 0)))} fetched\n"
             )
         else:
             self.out.write(f"{self.image}: failed: {item.get('code')}: {item.get('message')}\n")

@@ -8,6 +8,7 @@ allowed exactly where a pull is: anonymous callers cannot make the edge fetch a 
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +18,7 @@ import httpx
 from tests.edge.authprimary import AuthPrimary, auth_primary
 from tests.edge.conftest import EdgeFactory
 from tests.imagebuild import build_image
+from tests.serverproc import BIN
 
 __all__ = ["auth_primary"]
 
@@ -73,3 +75,32 @@ def test_cache_hits_are_reported_and_prefetch_is_authorized_like_a_pull(
         raise AssertionError(f"the cache hit was not reported (last pull time {recorded}, edge {edge.stats()})")
     stats = edge.stats()
     assert stats["pull_reports_sent"] >= 1 and stats["pull_reports_dropped"] == 0
+
+
+def test_passthrough_prefetch_uses_the_callers_credentials(
+    auth_primary: AuthPrimary, make_edge: EdgeFactory, tmp_path: Path
+) -> None:
+    """Mode: passthrough. ``edge prefetch --username/--password-file`` sends the reader's Basic credential; the
+    edge checks it and forwards it: team-a is prefetched, team-b (no pull for reader) and anonymous are refused."""
+    image = build_image(tmp_path / "layout", text="passthrough prefetch\n", tag="v1")
+    repo = f"team-a/pre-{uuid.uuid4().hex[:8]}"
+    forbidden = f"team-b/pre-{uuid.uuid4().hex[:8]}"
+    auth_primary.push_image(repo, image, "v1")
+    auth_primary.push_image(forbidden, image, "v1")
+    edge = make_edge(auth_primary.url, "--auth-mode", "passthrough")
+    password = tmp_path / "reader-password"
+    password.write_text(auth_primary.reader.password)
+    user = ["--username", auth_primary.reader.username, "--password-file", str(password)]
+
+    def prefetch(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(BIN / "edge"), "prefetch", "--edge-url", edge.url, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+    anonymous = prefetch(f"{repo}:v1")
+    assert anonymous.returncode == 1 and "UNAUTHORIZED" in anonymous.stdout, anonymous.stdout
+    refused = prefetch(*user, f"{forbidden}:v1")
+    assert refused.returncode == 1 and "failed" in refused.stdout, refused.stdout
+    assert edge.stats()["fills"] == 0
+    done = prefetch(*user, f"{repo}:v1")
+    assert done.returncode == 0 and "done" in done.stdout, done.stdout + done.stderr
+    assert edge.stats()["fills"] == 1 + len(image.layers)
