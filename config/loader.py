@@ -186,4 +186,7 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"log.format: expected text or json, got {settings.log.format!r}")
     if server.keep_alive_timeout <= 0 or server.graceful_timeout < 0:
         raise ConfigError("server.keep_alive_timeout must be > 0 and server.graceful_timeout >= 0")
+    events = settings.events
+    if events.retention_days < 0 or events.retention_max_rows < 0 or events.feed_max_wait_seconds < 1:
+        raise ConfigError("events: retention_days and retention_max_rows must be >= 0, feed_max_wait_seconds >= 1")
     return settings

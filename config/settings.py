@@ -127,6 +127,19 @@ class SupplyChainSettings:
 
 
 @dataclass(frozen=True)
+class EventSettings:
+    # Outbox events (the /api/v1/events feed) are kept this long, so feed consumers that were away can
+    # resume without a gap; older ones are pruned once every in-process subscriber has handled them
+    # (0: no age limit).
+    retention_days: float = 7.0
+    # A cap on the rows kept whatever their age (0: no cap): beyond it the oldest are pruned even inside the
+    # window. The newest event is never pruned. A consumer whose cursor fell behind is told (``truncated``).
+    retention_max_rows: int = 1_000_000
+    # The longest long-poll wait / server-sent-events stream a feed request may ask for.
+    feed_max_wait_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -138,3 +151,4 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     supply_chain: SupplyChainSettings = field(default_factory=SupplyChainSettings)
+    events: EventSettings = field(default_factory=EventSettings)

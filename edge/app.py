@@ -23,8 +23,12 @@ from edge.freshness import FreshnessPolicy
 from edge.index import open_edge_index
 from edge.manifestcache import ManifestCache
 from edge.metrics import EdgeMetrics
+from edge.prefetch import Prefetcher
+from edge.primaryapi import open_primary_api
+from edge.pullstats import PullReporter
 from edge.push import PushRelay
 from edge.settings import EdgeSettings
+from edge.subscription import CURSOR_FILE, CursorFile, FeedSubscriber
 from edge.upstream import open_upstream
 
 
@@ -43,7 +47,11 @@ async def open_edge(
     try:
         index = await open_edge_index(root / "edge.db")
         try:
-            async with open_upstream(settings, metrics, **upstream_args) as upstream, trio.open_nursery() as nursery:
+            async with (
+                open_upstream(settings, metrics, **upstream_args) as upstream,
+                open_primary_api(settings, **upstream_args) as primary,
+                trio.open_nursery() as nursery,
+            ):
                 blobs = EdgeBlobs(
                     cache=cache, index=index, upstream=upstream, metrics=metrics, nursery=nursery, clock=clock
                 )
@@ -57,8 +65,23 @@ async def open_edge(
                 )
                 authz = EdgeAuthorizer(settings, upstream)
                 push = PushRelay(upstream, index, settings.upstream_url)
+                pulls = None
+                if settings.reports_pulls:
+                    pulls = PullReporter(
+                        primary.report_pulls, settings.pull_report_interval, settings.pull_report_max_entries
+                    )
+                    nursery.start_soon(pulls.serve_reports)
+                if settings.subscribe_namespaces:
+                    subscriber = FeedSubscriber(
+                        primary,
+                        Prefetcher(manifests, blobs),
+                        settings.subscribe_namespaces,
+                        CursorFile(root / CURSOR_FILE, settings.upstream_url),
+                        metrics,
+                    )
+                    nursery.start_soon(subscriber.serve)
                 ctx = EdgeContext(
-                    settings, blobs, manifests, upstream, cache, metrics, settings.names(), push, authz
+                    settings, blobs, manifests, upstream, cache, metrics, settings.names(), push, authz, pulls
                 )
                 yield EdgeAsgi(ctx)
                 nursery.cancel_scope.cancel()

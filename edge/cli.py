@@ -1,4 +1,4 @@
-"""The ``edge`` command: ``serve`` a pull-through edge node, print a ``containerd-config`` for it."""
+"""The ``edge`` command: ``serve`` a pull-through edge node, print a ``containerd-config`` for it, ``prefetch``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def _settings(args: argparse.Namespace) -> EdgeSettings:
         "identity_password_file": args.identity_password_file,
         "client_header_name": args.client_header_name,
         "client_header_value_file": args.client_header_value_file,
+        "subscribe_namespaces": tuple(args.subscribe_namespace) if args.subscribe_namespace else None,
+        "pull_report_interval": args.pull_report_interval,
     }
     return load_settings(args.config, overrides)
 
@@ -64,6 +66,26 @@ def cmd_containerd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prefetch(args: argparse.Namespace) -> int:
+    from edge.prefetchcli import prefetch_images
+
+    headers: dict[str, str] = {}
+    if bool(args.username) != bool(args.password_file):
+        print("edge: --username and --password-file go together", file=sys.stderr)
+        return 2
+    if args.username:
+        import base64
+
+        pair = f"{args.username}:{read_secret(args.password_file)}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    if bool(args.client_header_name) != bool(args.client_header_value_file):
+        print("edge: --client-header-name and --client-header-value-file go together", file=sys.stderr)
+        return 2
+    if args.client_header_name:
+        headers[args.client_header_name] = read_secret(args.client_header_value_file)
+    return prefetch_images(args.edge_url, args.image, headers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description="Edge node: a pull-through cache of an OCI registry")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--identity-password-file", help="file holding that account's password")
     serve.add_argument("--client-header-name", help="a header every client must send")
     serve.add_argument("--client-header-value-file", help="file holding that header's value")
+    serve.add_argument(
+        "--subscribe-namespace",
+        action="append",
+        help="prefetch what is pushed to this namespace on the primary (its event feed); repeatable",
+    )
+    serve.add_argument(
+        "--pull-report-interval",
+        type=float,
+        help="seconds between pull-statistics reports to the primary (default 30; 0: off; needs the identity)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     ctd = sub.add_parser("containerd-config", help="print hosts.toml for /etc/containerd/certs.d/<host>/hosts.toml")
@@ -103,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     ctd.add_argument("--client-header-name", help="a header containerd sends to the edge (the edge requires it)")
     ctd.add_argument("--client-header-value-file", help="file holding that header's value")
     ctd.set_defaults(func=cmd_containerd_config)
+
+    pre = sub.add_parser("prefetch", help="warm a running edge's cache with images (all platforms of an index)")
+    pre.add_argument("--edge-url", required=True, help="the edge node's URL, scheme://host:port")
+    pre.add_argument("image", nargs="+", help="[HOST/]REPOSITORY[:TAG|@DIGEST]")
+    pre.add_argument("--username", help="pull credential sent to the edge (passthrough mode)")
+    pre.add_argument("--password-file", help="file holding that credential's password")
+    pre.add_argument("--client-header-name", help="the static header the edge requires, if any")
+    pre.add_argument("--client-header-value-file", help="file holding that header's value")
+    pre.set_defaults(func=cmd_prefetch)
     return parser
 
 

@@ -25,6 +25,10 @@ class EdgeMetrics:
     stale_serves: int = 0
     evictions: int = 0
     unknown_ns: int = 0
+    prefetches: int = 0  # prefetch requests accepted (POST /edge/prefetch)
+    feed_events: int = 0  # subscription: events read from the primary's feed
+    feed_prefetches: int = 0  # subscription: images prefetched because of a pushed event
+    feed_failures: int = 0  # subscription: failed feed polls and failed prefetches
 
     def served(self, count: int) -> None:
         self.bytes_served += count

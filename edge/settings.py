@@ -67,6 +67,14 @@ class EdgeSettings:
     # Optional static header every client must send (identity mode: carried by the generated hosts.toml).
     client_header_name: str = ""
     client_header_value_file: str = ""
+    # Pull statistics (docs/edge.md "Pull statistics"): the last pull time of every manifest served is reported
+    # to the primary's POST /api/v1/pulls this often with the identity credential (0: never; needs the
+    # identity credential), holding at most this many (repository, digest) pairs between reports.
+    pull_report_interval: float = 30.0
+    pull_report_max_entries: int = 10000
+    # Subscriptions (docs/edge.md "Subscriptions"): namespaces whose pushes on the primary are prefetched
+    # into this edge, read from the primary's event feed with the identity credential.
+    subscribe_namespaces: tuple[str, ...] = ()
 
     @property
     def cache_size_bytes(self) -> int:
@@ -82,6 +90,11 @@ class EdgeSettings:
     @property
     def docker_hub(self) -> bool:
         return urlsplit(self.upstream).hostname in DOCKER_HUB_HOSTS
+
+    @property
+    def reports_pulls(self) -> bool:
+        """Pull statistics go to the primary: an interval, an identity credential, and one of our primaries."""
+        return self.pull_report_interval > 0 and bool(self.identity_username) and not self.docker_hub
 
     def names(self) -> frozenset[str]:
         """Every ``ns`` value that means the upstream."""
@@ -132,6 +145,11 @@ def _validate(settings: EdgeSettings) -> EdgeSettings:
         raise SettingsError("auth_mode identity needs identity_username and identity_password_file")
     if bool(settings.client_header_name) != bool(settings.client_header_value_file):
         raise SettingsError("client_header_name and client_header_value_file must be set together")
+    if settings.pull_report_interval < 0 or settings.pull_report_max_entries < 1:
+        raise SettingsError("pull_report_interval must be >= 0 and pull_report_max_entries >= 1")
+    for ns in settings.subscribe_namespaces:
+        if not ns or "/" in ns:
+            raise SettingsError(f"subscribe_namespaces: {ns!r} is not a namespace (one path component)")
     for key in ("identity_password_file", "client_header_value_file"):
         path = getattr(settings, key)
         if path and not Path(path).is_file():

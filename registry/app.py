@@ -15,11 +15,12 @@ import trio
 from config import Settings
 from registry.api.auth import Authorizer
 from registry.api.context import ApiContext
+from registry.api.eventfeed import make_event_feed
 from registry.api.ops import close_safe, make_ops_app
 from registry.api.routes import ASGIApp, RegistryAsgi
 from registry.audit import chain
 from registry.audit.chain import AuditEntry
-from registry.events import OutboxRelay, Subscriber
+from registry.events import CommitSignal, OutboxRelay, Subscriber
 from registry.extensions import supplychain_api
 from registry.extensions.scan.extension import ScanExtension
 from registry.extensions.supplychain import build_supply_chain
@@ -28,6 +29,7 @@ from registry.gc.maintenance import Maintenance
 from registry.gc.policy_source import PolicySource, policy_path
 from registry.iam.setup import build_iam
 from registry.storage.fs_blobs import FilesystemBlobStore
+from registry.storage.outbox_window import SqliteOutboxWindow
 from registry.storage.service import RegistryService
 from registry.storage.sqlite_db import open_database
 from registry.storage.sqlite_meta import SqliteMetadataStore
@@ -45,6 +47,8 @@ class Registry:
     relay: OutboxRelay
     asgi: RegistryAsgi
     maintenance: Maintenance
+    # Woken on every commit; ``close()`` when draining, so event-feed streams end (registry.server does).
+    commits: CommitSignal
     # Extension loops (``serve(task_status=…)``) to run beside the relay.
     background: list[Callable[..., Any]] = field(default_factory=list)
 
@@ -86,7 +90,13 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
         relay = OutboxRelay(meta, [*subscribers, *scan.subscribers()])
         supply_chain = build_supply_chain(service, blobs.blob_path, root, settings.supply_chain)
         relay.subscribers.extend(supply_chain.subscribers())
-        meta.on_commit = relay.notify
+        commits = CommitSignal()
+
+        def committed() -> None:
+            relay.notify()
+            commits.notify()
+
+        meta.on_commit = committed
         authorizer = None
         if settings.auth.mode == "token":
             stack = build_iam(settings, db)
@@ -109,11 +119,15 @@ async def open_registry(settings: Settings, subscribers: Sequence[Subscriber] = 
             await db.write(lambda conn: chain.append(conn, entry), notify=False)
 
         ctx = ApiContext(service, settings, authorizer, audit, pull_gate=scan.pull_gate())
-        ops = make_ops_app(ready, authorizer, maintenance, scan.scanner)
+        window = SqliteOutboxWindow(db)
+        feed = make_event_feed(window, commits, authorizer, settings.events)
+        ops = make_ops_app(ready, authorizer, maintenance, scan.scanner, [feed])
         if authorizer is not None:
             supplychain_api.install(ops, authorizer, supply_chain.sbom.generator, supply_chain.keys)
         asgi = RegistryAsgi(ctx, close_safe(cast(ASGIApp, ops)))
-        registry = Registry(settings, blobs, meta, service, relay, asgi, maintenance, list(supply_chain.background()))
+        registry = Registry(
+            settings, blobs, meta, service, relay, asgi, maintenance, commits, list(supply_chain.background())
+        )
         yield registry
     finally:
         await db.aclose()

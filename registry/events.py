@@ -71,3 +71,27 @@ class OutboxRelay:
                 log.exception("event delivery failed; retrying in %.0fs", self.poll_interval)
             with trio.move_on_after(self.poll_interval):
                 await self._wake.wait()
+
+
+class CommitSignal:
+    """Wakes every waiter after a metadata commit in this process (the event feed's long polls).
+
+    Take :meth:`waiter` *before* reading the outbox, then wait on it: a commit in between is not missed.
+    """
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self.closed = False
+
+    def close(self) -> None:
+        """The server is draining: wake every waiter; long polls and event streams answer and end now."""
+        self.closed = True
+        self.notify()
+
+    def notify(self) -> None:
+        """Called (from the event loop) after a metadata commit."""
+        event, self._event = self._event, trio.Event()
+        event.set()
+
+    def waiter(self) -> trio.Event:
+        return self._event

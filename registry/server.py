@@ -15,7 +15,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from config import Settings
 from config.loader import parse_listen
-from registry.app import open_registry
+from registry.app import Registry, open_registry
 from registry.metrics import instrument_registry
 
 log = logging.getLogger("registry")
@@ -76,6 +76,12 @@ async def _wait_for_signal() -> None:
             return
 
 
+async def _drain(registry: Registry) -> None:
+    """hypercorn's shutdown trigger: on SIGTERM/SIGINT end the event-feed streams, then let hypercorn drain."""
+    await _wait_for_signal()
+    registry.commits.close()
+
+
 async def serve(settings: Settings, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the registry until SIGTERM/SIGINT (or cancellation). ``task_status`` receives the bound URLs."""
     config = hypercorn_config(settings)
@@ -90,7 +96,7 @@ async def serve(settings: Settings, *, task_status: trio.TaskStatus[list[str]] =
         app, _ = instrument_registry(registry.asgi, registry.blobs.uploads)
         async with trio.open_nursery() as server:
             binds = await server.start(
-                partial(hypercorn_serve, cast(Any, app), config, shutdown_trigger=_wait_for_signal)
+                partial(hypercorn_serve, cast(Any, app), config, shutdown_trigger=partial(_drain, registry))
             )
             for bind in binds:
                 if settings.auth.mode == "none":

@@ -9,6 +9,7 @@ from edge.blobcache import DiskBlobCache
 from edge.blobs import EdgeBlobs
 from edge.manifestcache import ManifestCache
 from edge.metrics import EdgeMetrics
+from edge.pullstats import PullReporter
 from edge.push import PushRelay
 from edge.settings import EdgeSettings
 from edge.upstream import Upstream
@@ -25,3 +26,4 @@ class EdgeContext:
     names: frozenset[str]  # ``ns`` values that mean the upstream
     push: PushRelay
     authz: EdgeAuthorizer | None = None  # None: every client is served (tests of the caching layers)
+    pulls: PullReporter | None = None  # None: pull statistics are not reported

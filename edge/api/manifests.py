@@ -5,6 +5,8 @@ A tag served from the cache while the upstream is unavailable carries ``X-Edge-S
 
 from __future__ import annotations
 
+import time
+
 from edge.api.context import EdgeContext
 from edge.http import Request, Response
 from registry.oci.names import validate_name
@@ -23,4 +25,6 @@ async def get_manifest(ctx: EdgeContext, req: Request) -> Response:
     }
     if answer.stale:
         headers[STALE_HEADER] = "true"
+    if ctx.pulls is not None:
+        ctx.pulls.record(repo, str(manifest.digest), time.time())
     return Response(200, headers, manifest.content, on_sent=ctx.metrics.served)

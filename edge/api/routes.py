@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-from edge.api import blobs, listing, manifests
+from edge.api import blobs, listing, manifests, prefetch
 from edge.api.context import EdgeContext
 from edge.fill import FillFailed
 from edge.http import ClientDisconnected, Receive, Request, Response, Scope, Send, send_response
@@ -46,6 +46,13 @@ async def stats(ctx: EdgeContext, req: Request) -> Response:
         "fills_in_flight": len(ctx.blobs.flights),
         "reserved_bytes": ctx.cache.reserved,
     }
+    if ctx.pulls is not None:
+        doc |= {
+            "pull_reports_pending": len(ctx.pulls.pending),
+            "pull_reports_sent": ctx.pulls.reported,
+            "pull_reports_failed": ctx.pulls.failures,
+            "pull_reports_dropped": ctx.pulls.dropped,
+        }
     return Response(200, dict(JSON), json.dumps(doc).encode())
 
 
@@ -61,7 +68,7 @@ ROUTES: list[tuple[re.Pattern[str], Handler]] = [
     (re.compile(rf"^/v2/{_NAME}/blobs/(?P<digest>[^/]+)$"), blobs.get_blob),
     (re.compile(rf"^/v2/{_NAME}/referrers/(?P<digest>[^/]+)$"), listing.referrers),
 ]
-EDGE_ROUTES: dict[str, Handler] = {"/edge/stats": stats, "/edge/health": health}
+EDGE_ROUTES: dict[str, Handler] = {"/edge/stats": stats, "/edge/health": health, "/edge/prefetch": prefetch.prefetch}
 
 
 def match(path: str) -> tuple[Handler, dict[str, str]]:

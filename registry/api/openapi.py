@@ -65,6 +65,29 @@ OPENAPI: dict[str, Any] = {
                     }
                 },
             },
+            "Event": {
+                "type": "object",
+                "required": ["id", "type", "time", "repository"],
+                "properties": {
+                    "id": {"type": "string", "description": "the cursor just past this event"},
+                    "type": {"enum": ["manifest.pushed", "manifest.deleted", "tag.moved", "tag.deleted"]},
+                    "time": {"type": "string", "format": "date-time"},
+                    "repository": {"type": "string"},
+                    "digest": {"type": ["string", "null"]},
+                    "tag": {"type": ["string", "null"]},
+                    "mediaType": {"type": ["string", "null"], "description": "manifest.pushed"},
+                    "previousDigest": {"type": ["string", "null"], "description": "tag.moved"},
+                    "reason": {"enum": ["api", "gc", "retention"], "description": "manifest.deleted"},
+                },
+            },
+            "EventPage": {
+                "type": "object",
+                "properties": {
+                    "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                    "cursor": {"type": "string", "description": "pass back as after= to resume"},
+                    "truncated": {"type": "boolean", "description": "events after the given cursor were pruned"},
+                },
+            },
             "NamespaceIn": {
                 "type": "object",
                 "required": ["name"],
@@ -200,6 +223,21 @@ OPENAPI: dict[str, Any] = {
                 "run garbage collection now; body {dry_run: bool, grace_period_seconds: number}; answers what"
                 " was (or would be) removed and bytes_freed"
             )
+        },
+        "/events": {
+            "get": _op(
+                "the event feed (docs/events.md): events after a cursor, of repositories the caller may pull"
+                " (admin: all); query after=<cursor>|latest, namespace, wait (seconds to long-poll), limit"
+                " (1-1000); answers {events, cursor, truncated}; with Accept: text/event-stream the same as"
+                " server-sent events (id: = cursor; Last-Event-ID resumes)",
+                response="EventPage",
+            )
+            | {
+                "parameters": [
+                    {"name": n, "in": "query", "required": False, "schema": {"type": t}}
+                    for n, t in (("after", "string"), ("namespace", "string"), ("wait", "number"), ("limit", "integer"))
+                ]
+            }
         },
         "/scans/{repository}/{digest}": {
             "parameters": [_param("repository"), _param("digest")],

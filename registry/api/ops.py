@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
-from quart import Response
+from quart import Blueprint, Response
 from quart_trio import QuartTrio
 
 from registry.api import management
@@ -20,14 +20,18 @@ def make_ops_app(
     auth: Authorizer | None = None,
     maintenance: Maintenance | None = None,
     scans: ScanReports | None = None,
+    blueprints: Sequence[Blueprint] = (),
 ) -> QuartTrio:
     """The Quart app for everything that is not blob or manifest data: health, and the management API
     when IAM is on.
 
     Args:
         ready: returns True when storage and metadata are reachable.
+        blueprints: further route groups (the event feed), registered before the management API.
     """
     app = QuartTrio("registry")
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
     if auth is not None:
         management.install(app, auth, maintenance, scans)
 

@@ -19,6 +19,7 @@ from registry.audit.checkpoints import Checkpointer, audit_dir
 from registry.gc.collector import GarbageCollector, format_report
 from registry.gc.policy_source import PolicySource
 from registry.gc.retention import apply_retention
+from registry.storage.outbox_window import SqliteOutboxWindow
 from registry.storage.sqlite_meta import SqliteMetadataStore
 
 log = logging.getLogger("registry.gc")
@@ -105,6 +106,21 @@ class Maintenance:
                 except Exception:
                     log.exception("final audit checkpoint failed")
 
+    async def serve_outbox_prune(
+        self, interval: float = 600.0, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Prune the outbox to the ``[events]`` retention window every ``interval`` seconds (docs/events.md)."""
+        task_status.started()
+        events, window = self.settings.events, SqliteOutboxWindow(self.meta.db)
+        while True:
+            try:
+                pruned = await window.prune(events.retention_days, events.retention_max_rows)
+                if pruned:
+                    log.info("pruned %d outbox event(s) past the retention window", pruned)
+            except Exception:
+                log.exception("outbox pruning failed")
+            await trio.sleep(interval)
+
     async def serve_maintenance(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         usage = self.collector.service.usage
         async with trio.open_nursery() as nursery:
@@ -112,4 +128,5 @@ class Maintenance:
             await nursery.start(self.serve_gc)
             await nursery.start(self.serve_retention)
             await nursery.start(self.serve_checkpoints)
+            await nursery.start(self.serve_outbox_prune)
             task_status.started()
