@@ -21,8 +21,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
-
 from edge.freshness import Freshness, FreshnessPolicy, OnFailure, decide, on_upstream_failure
 from edge.index import IndexLimits, SqliteEdgeIndex, StoredManifest, TagEntry
 from edge.metrics import EdgeMetrics
@@ -89,9 +87,13 @@ class ManifestCache:
         governed = await self.index.pull_policy(repo) is not None
         return self.policy.under_pull_policy() if governed else self.policy
 
-    async def _note_policy(self, repo: str, headers: httpx.Headers) -> None:
-        """Remember whether the upstream's manifest answer for ``repo`` named a pull policy."""
-        await self.index.set_pull_policy(repo, headers.get(PULL_POLICY_HEADER), self.clock())
+    async def _note_policy(self, repo: str, reply: Reply) -> None:
+        """Remember whether the upstream's manifest answer for ``repo`` named a pull policy. A 200 without the
+        header clears it; a 403 only sets it (a 403 without it is an authorization refusal, which must not let
+        one client take the repository out of the policy's short TTL)."""
+        policy = reply.headers.get(PULL_POLICY_HEADER)
+        if reply.status == 200 or (reply.status == 403 and policy is not None):
+            await self.index.set_pull_policy(repo, policy, self.clock())
 
     async def _head(self, repo: str, reference: str) -> Reply:
         """``HEAD`` the manifest upstream; a 200 or 403 answer updates the repository's pull policy."""
@@ -99,8 +101,7 @@ class ManifestCache:
         reply = await self.upstream.request(
             "HEAD", f"/v2/{repo}/manifests/{reference}", headers={"Accept": MANIFEST_ACCEPT}
         )
-        if reply.status in (200, 403):
-            await self._note_policy(repo, reply.headers)
+        await self._note_policy(repo, reply)
         return reply
 
     async def _by_digest(self, repo: str, digest: Digest) -> ManifestAnswer:
@@ -170,8 +171,7 @@ class ManifestCache:
         reply = await self.upstream.request(
             "GET", f"/v2/{repo}/manifests/{reference}", headers={"Accept": MANIFEST_ACCEPT}, max_bytes=self.max_bytes
         )
-        if reply.status in (200, 403):
-            await self._note_policy(repo, reply.headers)
+        await self._note_policy(repo, reply)
         if reply.status != 200:
             raise relayed_error(reply.status, reply.content, e.MANIFEST_UNKNOWN)
         claimed = expected

@@ -128,3 +128,22 @@ async def test_policy_max_stale_and_a_removed_policy(tmp_path: Path) -> None:
         clock.now += 200  # back to digest_ttl: no revalidation
         await ctx.manifests.get(REPO, digest)
         assert upstream.count("HEAD") == heads
+
+
+async def test_a_refusal_without_the_header_does_not_lift_the_policy(tmp_path: Path) -> None:
+    """A 403 without X-Registry-Pull-Policy (an authorization refusal for one client) keeps the repository under
+    its policy; only a 200 without the header takes it out."""
+    upstream, clock = FakeUpstream(), FakeClock()
+    upstream.pull_policies[REPO] = POLICY
+    digest = upstream.add_manifest(REPO, "v1", manifest(1), OCI_MANIFEST)
+    async with open_test_edge(tmp_path, upstream, clock, **TTLS) as ctx:
+        await ctx.manifests.get(REPO, digest)
+        del upstream.pull_policies[REPO]
+        upstream.denied.add(digest)
+        clock.now += 6
+        with pytest.raises(e.RegistryError):
+            await ctx.manifests.get(REPO, digest)
+        assert await ctx.manifests.index.pull_policy(REPO) == POLICY
+        upstream.denied.clear()
+        await ctx.manifests.get(REPO, digest)
+        assert await ctx.manifests.index.pull_policy(REPO) is None
