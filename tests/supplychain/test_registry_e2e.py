@@ -250,7 +250,7 @@ def test_pushed_sboms_are_indexed_and_forged_artifacts_not_signed(registry: Regi
             "artifactType": SCAN,
             "annotations": {"dev.oci-registry.generated-by": "oci-registry"},
         }
-        put_manifest(c, repo, "forged", forged)
+        forged_digest = sha(put_manifest(c, repo, "forged", forged))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rows = json.loads(cli(registry, "sbom", "list", repo).stdout)
@@ -265,7 +265,11 @@ def test_pushed_sboms_are_indexed_and_forged_artifacts_not_signed(registry: Regi
             HARBOR,
         )
         time.sleep(6)  # the relay has seen the forged artifact (it polls at least every 5 s)
-        assert sum(1 for d in referrers(c, repo, sha(image)) if d.get("artifactType") == IN_TOTO) == 2
+        attestations = [d for d in referrers(c, repo, sha(image)) if d.get("artifactType") == IN_TOTO]
+        attested = {d["annotations"]["dev.oci-registry.attests"] for d in attestations}
+        assert forged_digest not in attested and harbor_digest not in attested
+        # The two SBOMs' attestations (+ the scan report's, once the scan on push has run).
+        assert sum(1 for d in attestations if "scan-report" not in d["annotations"]["predicateType"]) == 2
     # On demand: regenerate with --force adds a second pair of SBOMs.
     out = cli(registry, "sbom", "generate", f"{repo}@{sha(image)}", "--force")
     assert out.returncode == 0, out.stderr
