@@ -19,7 +19,6 @@ from edge.api.routes import EdgeAsgi
 from edge.authz import EdgeAuthorizer
 from edge.blobcache import open_blob_cache
 from edge.blobs import EdgeBlobs
-from edge.freshness import FreshnessPolicy
 from edge.index import open_edge_index
 from edge.manifestcache import ManifestCache
 from edge.metrics import EdgeMetrics
@@ -59,7 +58,7 @@ async def open_edge(
                     index=index,
                     upstream=upstream,
                     metrics=metrics,
-                    policy=FreshnessPolicy(settings.tag_ttl, settings.max_stale),
+                    policy=settings.freshness(),
                     clock=clock,
                     max_bytes=settings.manifest_max_bytes,
                 )

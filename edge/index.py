@@ -4,10 +4,13 @@ confirmed tag → digest mappings. One SQLite file, ``<cache_dir>/edge.db`` (WAL
     links(repo, digest, confirmed_at)                 the upstream confirmed ``repo`` links ``digest``
     manifests(digest, media_type, content, stored_at) manifest bytes exactly as the upstream served them
     tags(repo, tag, digest, media_type, checked_at)   the tag's digest as of ``checked_at`` (wall clock)
+    pull_policies(repo, policy, seen_at)              the upstream's last manifest answer for ``repo`` named a
+                                                      pull policy (``X-Registry-Pull-Policy``)
 
 Bounded: :meth:`SqliteEdgeIndex.prune` keeps at most ``IndexLimits`` rows per table, dropping the oldest
-(``confirmed_at``/``stored_at``/``checked_at``). Dropping is always safe: a dropped link or tag is asked of the
-upstream again, a dropped manifest is fetched again.
+(``confirmed_at``/``stored_at``/``checked_at``/``seen_at``; ``pull_policies`` shares the ``tags`` limit). Dropping
+is always safe: a dropped link or tag is asked of the upstream again, a dropped manifest is fetched again; a
+dropped pull policy row only lengthens that repository's revalidation interval until the next upstream answer.
 
 The adapter stores what it is given: it does not verify digests nor talk to the upstream. One connection,
 used from worker threads one call at a time (a lock), so every call is ``trio.to_thread.run_sync``.
@@ -40,6 +43,10 @@ _PRUNE_TAGS = (
     "SELECT count(*) FROM tags",
     "DELETE FROM tags WHERE (repo, tag) IN (SELECT repo, tag FROM tags ORDER BY checked_at LIMIT ?)",
 )
+_PRUNE_POLICIES = (
+    "SELECT count(*) FROM pull_policies",
+    "DELETE FROM pull_policies WHERE repo IN (SELECT repo FROM pull_policies ORDER BY seen_at LIMIT ?)",
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
@@ -51,6 +58,9 @@ CREATE TABLE IF NOT EXISTS manifests (
 CREATE TABLE IF NOT EXISTS tags (
     repo TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL,
     checked_at REAL NOT NULL, PRIMARY KEY (repo, tag)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pull_policies (
+    repo TEXT PRIMARY KEY, policy TEXT NOT NULL, seen_at REAL NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -108,6 +118,22 @@ class SqliteEdgeIndex:
         rows = await self._execute("SELECT 1 FROM links WHERE repo = ? AND digest = ?", (repo, str(digest)))
         return bool(rows)
 
+    async def confirmed_at(self, repo: str, digest: Digest) -> float | None:
+        """When the upstream last confirmed that ``repo`` links ``digest`` (None: not linked)."""
+        rows = await self._execute("SELECT confirmed_at FROM links WHERE repo = ? AND digest = ?", (repo, str(digest)))
+        return float(rows[0][0]) if rows else None
+
+    async def set_pull_policy(self, repo: str, policy: str | None, now: float) -> None:
+        """Remember (or, with None, forget) the pull policy the upstream named for ``repo``."""
+        if policy is None:
+            await self._execute("DELETE FROM pull_policies WHERE repo = ?", (repo,))
+        else:
+            await self._execute("INSERT OR REPLACE INTO pull_policies VALUES (?, ?, ?)", (repo, policy, now))
+
+    async def pull_policy(self, repo: str) -> str | None:
+        rows = await self._execute("SELECT policy FROM pull_policies WHERE repo = ?", (repo,))
+        return str(rows[0][0]) if rows else None
+
     async def put_manifest(self, manifest: StoredManifest, now: float) -> None:
         await self._execute(
             "INSERT OR IGNORE INTO manifests VALUES (?, ?, ?, ?)",
@@ -146,6 +172,7 @@ class SqliteEdgeIndex:
                 (*_PRUNE_LINKS, limits.links),
                 (*_PRUNE_MANIFESTS, limits.manifests),
                 (*_PRUNE_TAGS, limits.tags),
+                (*_PRUNE_POLICIES, limits.tags),
             ):
                 excess = int(db.execute(count_sql).fetchone()[0]) - limit
                 if excess > 0:

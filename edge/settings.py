@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
+from edge.freshness import FreshnessPolicy
+
 MIB = 1024 * 1024
 AUTH_MODES = ("none", "passthrough", "identity")
 DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
@@ -37,6 +39,13 @@ class EdgeSettings:
     tag_ttl: float = 60.0
     # ...and, when the upstream is down, for this much longer (answered with X-Edge-Stale: true).
     max_stale: float = 86400.0
+    # A manifest by digest is confirmed again (HEAD) this long after the upstream last confirmed it, so a pull
+    # policy switched on later on the primary is learned (docs/edge.md "Pull policies"); inf: never.
+    digest_ttl: float = 300.0
+    # Repositories whose upstream names a pull policy (X-Registry-Pull-Policy): tags and digests are confirmed
+    # at least this often, and served stale for at most policy_max_stale (0: 503 as soon as unconfirmed).
+    policy_ttl: float = 30.0
+    policy_max_stale: float = 0.0
     connect_timeout: float = 5.0
     # Blob bodies: the longest silence tolerated from the upstream while a fill runs.
     read_timeout: float = 60.0
@@ -75,6 +84,15 @@ class EdgeSettings:
     # Subscriptions (docs/edge.md "Subscriptions"): namespaces whose pushes on the primary are prefetched
     # into this edge, read from the primary's event feed with the identity credential.
     subscribe_namespaces: tuple[str, ...] = ()
+
+    def freshness(self) -> FreshnessPolicy:
+        return FreshnessPolicy(
+            tag_ttl=self.tag_ttl,
+            max_stale=self.max_stale,
+            digest_ttl=self.digest_ttl,
+            policy_ttl=self.policy_ttl,
+            policy_max_stale=self.policy_max_stale,
+        )
 
     @property
     def cache_size_bytes(self) -> int:
@@ -135,8 +153,9 @@ def _validate(settings: EdgeSettings) -> EdgeSettings:
     parse_listen(settings.listen)
     if settings.cache_size_mib <= 0:
         raise SettingsError("cache_size_mib: must be positive")
-    if settings.tag_ttl < 0 or settings.max_stale < 0:
-        raise SettingsError("tag_ttl and max_stale must not be negative")
+    ttls = ("tag_ttl", "max_stale", "digest_ttl", "policy_ttl", "policy_max_stale")
+    if any(not getattr(settings, key) >= 0 for key in ttls):
+        raise SettingsError(f"{', '.join(ttls)} must not be negative")
     if settings.auth_mode not in AUTH_MODES:
         raise SettingsError(f"auth_mode: expected one of {', '.join(AUTH_MODES)}, got {settings.auth_mode!r}")
     if bool(settings.identity_username) != bool(settings.identity_password_file):

@@ -1,6 +1,7 @@
 """Manifest routes: GET/HEAD ``/v2/<name>/manifests/<reference>``, byte for byte with the upstream's media type.
 
-A tag served from the cache while the upstream is unavailable carries ``X-Edge-Stale: true``.
+A manifest served from the cache while the upstream is unavailable (a tag past ``tag_ttl``, a digest past
+``digest_ttl``) carries ``X-Edge-Stale: true``. The upstream's 403 ``DENIED`` (its pull policy) is relayed.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from registry.api.context import ApiContext
 from registry.api.http import Request, Response
+from registry.api.pullgate import POLICY_HEADER
 from registry.oci import errors as e
 from registry.oci.names import validate_name
 
@@ -15,15 +16,18 @@ from registry.oci.names import validate_name
 async def get_manifest(ctx: ApiContext, req: Request) -> Response:
     repo = validate_name(req.params["name"])
     record = await ctx.service.get_manifest(repo, req.params["reference"])
-    if ctx.pull_gate is not None:
-        reason = await ctx.pull_gate.check(repo, record)
-        if reason is not None:
-            raise e.RegistryError(e.DENIED, reason, {"name": repo, "digest": str(record.digest)})
     headers = {
         "Content-Type": record.media_type,
         "Docker-Content-Digest": str(record.digest),
         "ETag": f'"{record.digest}"',
     }
+    if ctx.pull_gate is not None:
+        decision = await ctx.pull_gate.check(repo, record)
+        policy = {POLICY_HEADER: decision.policy} if decision.policy is not None else {}
+        if decision.refusal is not None:
+            detail = {"name": repo, "digest": str(record.digest)}
+            raise e.RegistryError(e.DENIED, decision.refusal, detail, policy)
+        headers.update(policy)
     return Response(200, headers, record.content)
 
 

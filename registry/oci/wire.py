@@ -1,4 +1,4 @@
-"""Wire formats shared by registry and edge: Range, Content-Range, Link pagination."""
+"""Wire formats shared by registry and edge: Range, Content-Range, Link pagination, the pull-policy header."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from registry.oci.errors import RANGE_NOT_SATISFIABLE, RegistryError
+
+# On manifest answers (200 and 403 DENIED) of a repository under a pull policy of the registry (the scan policy):
+# the policy's name, e.g. ``scan; namespace=team``. Caches in front of the registry revalidate such manifests with a
+# short TTL instead of treating them as immutable (docs/edge.md "Pull policies").
+PULL_POLICY_HEADER = "X-Registry-Pull-Policy"
 
 _BYTES_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _UPLOAD_RANGE = re.compile(r"^(?:bytes[= ])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")

@@ -35,6 +35,8 @@ class FakeUpstream:
         self.corrupt = False
         self.status = 0
         self.error: Exception | None = None  # raised for every request (a timeout, a refused connection)
+        self.pull_policies: dict[str, str] = {}  # repo → X-Registry-Pull-Policy on its manifest answers
+        self.denied: set[str] = set()  # manifest digests answered with 403 DENIED (as the primary's scan policy)
 
     def add_blob(self, repo: str, data: bytes) -> str:
         digest = sha256(data)
@@ -81,7 +83,11 @@ class FakeUpstream:
         if found is None:
             return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]})
         media_type, content = found
-        headers = {"Content-Type": media_type, "Docker-Content-Digest": sha256(content)}
+        policy = {"X-Registry-Pull-Policy": self.pull_policies[repo]} if repo in self.pull_policies else {}
+        if sha256(content) in self.denied:
+            error = {"errors": [{"code": "DENIED", "message": f"pull refused by {policy}"}]}
+            return httpx.Response(403, headers=policy, json=None if request.method == "HEAD" else error)
+        headers = {"Content-Type": media_type, "Docker-Content-Digest": sha256(content), **policy}
         if request.method == "HEAD":
             return httpx.Response(200, headers={**headers, "Content-Length": str(len(content))})
         return httpx.Response(200, headers=headers, content=content)

@@ -20,6 +20,8 @@ import pytest
 from tests.e2e.clients import Skopeo
 from tests.serverproc import BIN, SBOM_ON_PUSH, RegistryProcess
 from tests.supplychain.fixtures import APK_INSTALLED, DEBIAN_OS, DPKG_STATUS, F, layer, whiteout
+from tests.supplychain.schemas import cyclonedx_problems, spdx_problems
+from tests.supplychain.thirdparty import verify_envelope
 
 pytestmark = pytest.mark.e2e
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -149,14 +151,38 @@ def test_sboms_and_attestations_on_push(registry: RegistryProcess, tmp_path: Pat
         r = c.get(f"/v2/{repo}/manifests/{att_tag}", headers={"Accept": OCI_MANIFEST})
         assert r.status_code == 200, r.text
         att = r.json()
-        assert [layer["mediaType"] for layer in att["layers"]] == [DSSE, DSSE]
-        assert sorted(layer["annotations"]["predicateType"] for layer in att["layers"]) == [
-            "https://cyclonedx.org/bom",
-            "https://spdx.dev/Document",
-        ]
+        assert {layer["mediaType"] for layer in att["layers"]} == {DSSE}
+        # The scan report's attestation may already be there too (scan on push); only the SBOMs' are counted.
+        assert sorted(
+            layer["annotations"]["predicateType"]
+            for layer in att["layers"]
+            if "scan-report" not in layer["annotations"]["predicateType"]
+        ) == ["https://cyclonedx.org/bom", "https://spdx.dev/Document"]
         envelope = json.loads(c.get(f"/v2/{repo}/blobs/{att['layers'][0]['digest']}").content)
         statement = json.loads(base64.b64decode(envelope["payload"]))
         assert statement["subject"][0]["digest"] == {"sha256": sha(amd64).split(":")[1]}
+
+        # Third-party checks of what was published (tests/supplychain/thirdparty.py, schemas.py): every attestation
+        # of the image with securesystemslib + python-ecdsa + the in-toto framework against the published keys,
+        # its predicate equal to the attested document, and the SBOM documents against their schemas.
+        published = json.loads(cli(registry, "attest", "keys").stdout)["keys"]
+        for att_layer in att["layers"]:
+            stmt = verify_envelope(c.get(f"/v2/{repo}/blobs/{att_layer['digest']}").content, published)
+            assert stmt["predicateType"] == att_layer["annotations"]["predicateType"]
+            assert stmt["subject"] == [{"name": repo, "digest": {"sha256": sha(amd64).split(":")[1]}}]
+        checked: dict[str, int] = {}
+        for ref in found[sha(amd64)]:
+            manifest, body = layer_of(c, repo, ref["digest"])
+            if ref["artifactType"] == IN_TOTO:
+                stmt = verify_envelope(body, published)
+                _, document = layer_of(c, repo, manifest["annotations"]["dev.oci-registry.attests"])
+                assert stmt["predicate"] == json.loads(document)
+            elif ref["artifactType"] == CDX:
+                assert cyclonedx_problems(body) == []
+            elif ref["artifactType"] == SPDX:
+                assert spdx_problems(body) == []
+            checked[ref["artifactType"]] = checked.get(ref["artifactType"], 0) + 1
+        assert checked[IN_TOTO] >= 2 and checked[CDX] == checked[SPDX] == 1, checked
 
         # skopeo reads the referrer and the .att image; oras-py pulls the SBOM.
         skopeo = Skopeo(tmp_path / "skopeo")
@@ -172,7 +198,8 @@ def test_sboms_and_attestations_on_push(registry: RegistryProcess, tmp_path: Pat
     out = cli(registry, "attest", "verify", f"{repo}:v1")
     assert out.returncode == 0, out.stdout + out.stderr
     report = json.loads(out.stdout)
-    assert report["ok"] and len(report["checks"]) == 8
+    sbom_checks = [c for c in report["checks"] if "scan-report" not in c["predicate_type"]]
+    assert report["ok"] and len(sbom_checks) == 8  # (+ 4 for the scan reports' attestations, once they landed)
     # Tamper with one stored envelope (subject digest changed, same length, signature kept). The referrer and the
     # .att layer share that blob: verify fails on exactly those two checks.
     digest = att["layers"][0]["digest"]
@@ -223,7 +250,7 @@ def test_pushed_sboms_are_indexed_and_forged_artifacts_not_signed(registry: Regi
             "artifactType": SCAN,
             "annotations": {"dev.oci-registry.generated-by": "oci-registry"},
         }
-        put_manifest(c, repo, "forged", forged)
+        forged_digest = sha(put_manifest(c, repo, "forged", forged))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rows = json.loads(cli(registry, "sbom", "list", repo).stdout)
@@ -238,7 +265,11 @@ def test_pushed_sboms_are_indexed_and_forged_artifacts_not_signed(registry: Regi
             HARBOR,
         )
         time.sleep(6)  # the relay has seen the forged artifact (it polls at least every 5 s)
-        assert sum(1 for d in referrers(c, repo, sha(image)) if d.get("artifactType") == IN_TOTO) == 2
+        attestations = [d for d in referrers(c, repo, sha(image)) if d.get("artifactType") == IN_TOTO]
+        attested = {d["annotations"]["dev.oci-registry.attests"] for d in attestations}
+        assert forged_digest not in attested and harbor_digest not in attested
+        # The two SBOMs' attestations (+ the scan report's, once the scan on push has run).
+        assert sum(1 for d in attestations if "scan-report" not in d["annotations"]["predicateType"]) == 2
     # On demand: regenerate with --force adds a second pair of SBOMs.
     out = cli(registry, "sbom", "generate", f"{repo}@{sha(image)}", "--force")
     assert out.returncode == 0, out.stderr

@@ -13,6 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from registry.api.pullgate import PullDecision
 from registry.extensions.scan.images import ImageScanner
 from registry.extensions.vulndb.osv import SEVERITIES
 from registry.oci.names import namespace_of
@@ -97,19 +98,19 @@ class ScanPolicyGate:
         self.scanner = scanner
         self.policies = ScanPolicies(scanner.db)
 
-    async def check(self, repo: str, record: ManifestRecord) -> str | None:
+    async def check(self, repo: str, record: ManifestRecord) -> PullDecision:
         namespace = namespace_of(repo)
         policy = await self.policies.get(namespace)
         if policy is None:
-            return None
+            return PullDecision()
+        governing = f"scan; namespace={namespace}"
         report = await self.scanner.result(repo, str(record.digest))
-        if report is None:
-            return None
-        blocking = policy.blocking(report)
+        blocking = policy.blocking(report) if report is not None else []
         if not blocking:
-            return None
+            return PullDecision(governing)
         shown = ", ".join(blocking[:5]) + (" …" if len(blocking) > 5 else "")
-        return (
+        return PullDecision(
+            governing,
             f"pull refused by the scan policy of namespace {namespace!r}: {len(blocking)} vulnerabilit"
-            f"{'y' if len(blocking) == 1 else 'ies'} at or above {policy.min_severity} not on its allowlist ({shown})"
+            f"{'y' if len(blocking) == 1 else 'ies'} at or above {policy.min_severity} not on its allowlist ({shown})",
         )
