@@ -89,7 +89,9 @@ class TerminalProgress:
 
     def line(self) -> str:
         """The text of the current state (without control characters)."""
-        text = f"{self.command}: {self.name} {self.items}"
+        text = f"{self.command}: {self.name}"
+        if self.total is not None or self.items:
+            text += f" {self.items}"
         if self.total is not None:
             pct = 100 if self.total == 0 else min(100, self.items * 100 // self.total)
             text += f"/{self.total} ({pct}%)"
