@@ -13,8 +13,8 @@ from registry.gc.collector import GcReport, GcRun
 from registry.metrics import RegistryMetrics
 from tests.api.conftest import CHEAP_ARGON2
 from tests.gc.test_gc_server import push_image
-from tests.serverproc import RegistryProcess
 from tests.server.test_ops import samples, value
+from tests.serverproc import RegistryProcess
 
 
 def test_metrics_after_a_dry_run_and_a_real_gc(tmp_path: Path) -> None:
