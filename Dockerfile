@@ -8,7 +8,7 @@ COPY pyproject.toml README.md ./
 COPY registry ./registry
 COPY edge ./edge
 COPY config ./config
-RUN python -m venv /opt/venv \
+RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir /src
 
 FROM ${PYTHON_IMAGE}

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install the project into .venv (repo root). With --test: also the test tools and the Debian packages
 # the end-to-end tests drive (skopeo, containerd, podman, buildah, docker-registry, openssl, curl; golang-go
-# builds the Go binary the SBOM tests scan).
+# builds the Go binary the SBOM tests scan; debootstrap makes the base of deploy/build-image.sh, a slow test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--test" ]; then
   need=()
-  for pkg in skopeo containerd podman buildah docker-registry openssl curl uidmap hey golang-go; do
+  for pkg in skopeo containerd podman buildah docker-registry openssl curl uidmap hey golang-go debootstrap; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

@@ -20,8 +20,6 @@ upstream advertises), 403 ``DENIED`` for valid credentials without the right, 50
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import logging
@@ -40,6 +38,7 @@ from edge.upstreamauth import EXPIRY_MARGIN, IssuedToken, TokenFetcher, TokenRef
 from registry.oci import errors as e
 from registry.oci.scope import Scope, allowed_actions, challenge, parse_challenge
 from registry.oci.tokens import TokenError, public_keys_from_jwks, verify_access
+from registry.oci.wire import parse_basic
 
 log = logging.getLogger("edge.authz")
 
@@ -261,7 +260,7 @@ class EdgeAuthorizer:
     async def _exchange_now(self, key: str, authorization: str, repo: str | None) -> Decision:
         credentials = None
         if authorization:
-            credentials = _basic_pair(authorization)
+            credentials = parse_basic(authorization)
             if credentials is None:
                 raise self._challenge(repo, message="malformed Basic credentials")
         try:
@@ -309,11 +308,3 @@ class EdgeAuthorizer:
             self.upstream.auth.remember(self._scope(repo), IssuedToken(token, expires_at))
         return decision
 
-
-def _basic_pair(header: str) -> tuple[str, str] | None:
-    try:
-        decoded = base64.b64decode(header.split(" ", 1)[1].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, IndexError):
-        return None
-    username, sep, password = decoded.partition(":")
-    return (username, password) if sep else None

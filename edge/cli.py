@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import trio
 
 from edge.containerd import hosts_toml
-from edge.settings import AUTH_MODES, EdgeSettings, SettingsError, load_settings, read_secret
+from edge.settings import AUTH_MODES, LOG_FORMATS, EdgeSettings, SettingsError, load_settings, read_secret
 
 
 def _settings(args: argparse.Namespace) -> EdgeSettings:
@@ -23,6 +22,7 @@ def _settings(args: argparse.Namespace) -> EdgeSettings:
         "max_stale": args.max_stale,
         "access_log": True if args.access_log else None,
         "log_level": args.log_level,
+        "log_format": args.log_format,
         "auth_mode": args.auth_mode,
         "token_realm": args.token_realm,
         "identity_username": args.identity_username,
@@ -36,6 +36,7 @@ def _settings(args: argparse.Namespace) -> EdgeSettings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from edge.logs import setup_logging
     from edge.server import serve
 
     try:
@@ -43,13 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"edge: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if settings.log_level.lower() != "debug":
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream request otherwise
+    setup_logging(settings.log_level, settings.log_format)
     trio.run(serve, settings)
     return 0
 
@@ -109,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument("--log-level", help="debug, info (default), warning, error")
+    serve.add_argument("--log-format", choices=LOG_FORMATS, help="text (default) or json: one JSON object per line")
     serve.add_argument("--auth-mode", choices=AUTH_MODES, help="client authentication (default none)")
     serve.add_argument("--token-realm", help="the token URL clients are sent to (default: the upstream's realm)")
     serve.add_argument("--identity-username", help="the edge's own upstream account (identity mode)")

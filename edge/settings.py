@@ -17,6 +17,7 @@ from edge.freshness import FreshnessPolicy
 
 MIB = 1024 * 1024
 AUTH_MODES = ("none", "passthrough", "identity")
+LOG_FORMATS = ("text", "json")
 DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 DOCKER_HUB_API = "https://registry-1.docker.io"
 
@@ -56,6 +57,8 @@ class EdgeSettings:
     keep_alive_timeout: float = 5.0
     graceful_timeout: float = 30.0
     log_level: str = "info"
+    # "text" (human) or "json" (one object per line, as the primary's log.format = "json"; docs/operations.md).
+    log_format: str = "text"
     access_log: bool = False
     # Client authentication (docs/edge.md "Authentication"): "none" (an open upstream, every client served),
     # "passthrough" (clients present the primary's Bearer token or Basic credentials; authorized per request)
@@ -156,6 +159,8 @@ def _validate(settings: EdgeSettings) -> EdgeSettings:
     ttls = ("tag_ttl", "max_stale", "digest_ttl", "policy_ttl", "policy_max_stale")
     if any(not getattr(settings, key) >= 0 for key in ttls):
         raise SettingsError(f"{', '.join(ttls)} must not be negative")
+    if settings.log_format not in LOG_FORMATS:
+        raise SettingsError(f"log_format: expected text or json, got {settings.log_format!r}")
     if settings.auth_mode not in AUTH_MODES:
         raise SettingsError(f"auth_mode: expected one of {', '.join(AUTH_MODES)}, got {settings.auth_mode!r}")
     if bool(settings.identity_username) != bool(settings.identity_password_file):

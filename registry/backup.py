@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from registry.progress import TerminalProgress
+
 DB_NAME = "registry.db"
 INVENTORY = "inventory.json"
 PIECE = 1024 * 1024
@@ -26,23 +28,6 @@ PIECE = 1024 * 1024
 
 class BackupError(Exception):
     pass
-
-
-class Progress:
-    """``\\r``-updated progress on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self, what: str, total: int) -> None:
-        self.what, self.total, self.done = what, total, 0
-        self.tty = sys.stderr.isatty()
-
-    def step(self) -> None:
-        self.done += 1
-        if self.tty:
-            print(f"\r{self.what}: {self.done}/{self.total}", end="", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
 
 
 def _copy_hashing(src: Path, dst: Path) -> tuple[int, str]:
@@ -81,7 +66,8 @@ def backup(data: Path, dest: Path) -> dict[str, Any]:
         target.close()
         source.close()
     files = sorted(p for p in (data / "blobs").rglob("*") if p.is_file())
-    progress = Progress("blobs", len(files))
+    progress = TerminalProgress("backup")
+    progress.phase("blobs", len(files))
     blobs: dict[str, dict[str, Any]] = {}
     for path in files:
         relative = path.relative_to(data)
@@ -90,8 +76,8 @@ def backup(data: Path, dest: Path) -> dict[str, Any]:
         if path.parent.parent.name == "sha256" and sha != path.name:
             raise BackupError(f"{relative} does not hash to its name: run registry fsck")
         blobs[str(relative)] = {"size": size, "sha256": sha}
-        progress.step()
-    progress.close()
+        progress.advance()
+    progress.done()
     inventory = {"version": 1, "database": DB_NAME, "blobs": blobs}
     (dest / INVENTORY).write_text(json.dumps(inventory, indent=1))
     return inventory
@@ -102,19 +88,19 @@ def restore(source: Path, data: Path) -> int:
     inventory = json.loads((source / INVENTORY).read_text())
     if (data / DB_NAME).exists():
         raise BackupError(f"{data} already holds a registry database; restore into a new directory")
-    checking = Progress("verify", len(inventory["blobs"]))
+    progress = TerminalProgress("restore")
+    progress.phase("verify", len(inventory["blobs"]))
     for relative, entry in inventory["blobs"].items():
         if _hash_file(source / relative) != (entry["size"], entry["sha256"]):
             raise BackupError(f"backup damaged: {relative} does not match the inventory")
-        checking.step()
-    checking.close()
+        progress.advance()
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
-    progress = Progress("blobs", len(inventory["blobs"]))
+    progress.phase("blobs", len(inventory["blobs"]))
     for relative in inventory["blobs"]:
         (data / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / relative, data / relative)
-        progress.step()
-    progress.close()
+        progress.advance()
+    progress.done()
     (data / "uploads").mkdir(exist_ok=True)
     shutil.copyfile(source / DB_NAME, data / DB_NAME)  # last: a half-restored directory has no database
     return len(inventory["blobs"])

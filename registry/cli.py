@@ -14,6 +14,7 @@ from config import ConfigError, Settings, load_settings
 from registry import admin_cli, backup, gc_cli
 from registry.extensions import supplychain_cli
 from registry.extensions.scan import cli as scan_cli
+from registry.progress import add_progress_flag
 
 log = logging.getLogger("registry")
 
@@ -55,6 +56,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_fsck(args: argparse.Namespace) -> int:
     from registry.app import DB_NAME
     from registry.fsck import format_report, fsck
+    from registry.progress import TerminalProgress
     from registry.storage.fs_blobs import FilesystemBlobStore
     from registry.storage.sqlite_meta import open_sqlite_metadata
 
@@ -67,7 +69,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     async def run() -> int:
         meta = await open_sqlite_metadata(root / DB_NAME)
         try:
-            report = await fsck(FilesystemBlobStore(root), meta)
+            report = await fsck(FilesystemBlobStore(root), meta, TerminalProgress("fsck", args.progress))
         finally:
             await meta.aclose()
         print(format_report(report))
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     fsck = sub.add_parser("fsck", help="re-hash blobs and check references")
     fsck.add_argument("--data", help="data directory")
     fsck.add_argument("--config", help="TOML configuration file")
+    add_progress_flag(fsck)
     fsck.set_defaults(func=cmd_fsck)
     admin_cli.add_parser(sub)
     gc_cli.add_parser(sub)

@@ -14,6 +14,7 @@ from typing import Any
 import trio
 
 from config import Settings, load_settings
+from registry.progress import TerminalProgress, add_progress_flag
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -52,10 +53,14 @@ def cmd_gc(args: argparse.Namespace) -> int:
             blobs = FilesystemBlobStore(Path(settings.storage.root))
             service = RegistryService(blobs, meta, settings.limits.manifest_max_bytes)
             collector = GarbageCollector(service, meta, settings.uploads.ttl_seconds, grace)
-            report = await collector.collect(grace, args.dry_run, "cli:gc")
+            progress = TerminalProgress("gc", args.progress)
+            report = await collector.collect(grace, args.dry_run, "cli:gc", progress)
+            orphans = []
             if args.orphan_files and not args.dry_run:
-                for digest in await collector.collect_orphan_files(grace):
-                    print(f"removed orphan content file {digest}", file=sys.stderr)
+                orphans = await collector.collect_orphan_files(grace, progress)
+            progress.done()
+            for digest in orphans:
+                print(f"removed orphan content file {digest}", file=sys.stderr)
             checkpointer = Checkpointer(audit_dir(Path(settings.storage.root)))
             await meta.db.read(checkpointer.checkpoint)
         finally:
@@ -142,15 +147,20 @@ def cmd_audit(args: argparse.Namespace) -> int:
             outcome=args.outcome,
             resource=args.resource,
         )
+        progress = TerminalProgress("audit export", args.progress)
+        if progress.enabled:
+            progress.phase("records", query.count(conn, flt))
         out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115 - closed below
         try:
             while True:
                 page = query.records(conn, flt)
                 for record in page:
                     out.write(json.dumps(record, sort_keys=True) + "\n")
+                progress.advance(len(page))
                 if len(page) < flt.limit:
                     break
                 flt = query.AuditFilter(**{**flt.__dict__, "after_id": int(page[-1]["id"])})
+            progress.done()
         finally:
             if out is not sys.stdout:
                 out.close()
@@ -176,6 +186,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="also walk the blob directory once and delete content files without metadata (crash leftovers)",
     )
+    add_progress_flag(gc)
     gc.set_defaults(func=cmd_gc)
 
     retention = sub.add_parser("retention", help="apply the retention policy (retention.toml) now")
@@ -201,4 +212,5 @@ def add_parser(sub: Any) -> None:
     export.add_argument("--outcome", help="success, failure, denied, …")
     export.add_argument("--resource", help="resource prefix, e.g. prod/app")
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    add_progress_flag(export)
     export.set_defaults(func=cmd_audit)

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from registry.api.http import Message, Receive, Scope, Send
 from registry.api.routes import ROUTES, TOKEN_ROUTES, ASGIApp
+from registry.gc.collector import GcRun
 
 REQUEST_ID_HEADER = b"x-request-id"
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -87,7 +88,8 @@ class HttpMetrics:
 
 
 class RegistryMetrics(HttpMetrics):
-    """The primary's metrics: HTTP, auth outcomes and open upload sessions (counted at scrape time)."""
+    """The primary's metrics: HTTP, auth outcomes, open upload sessions (counted at scrape time) and the garbage
+    collections this process ran (scheduled and ``POST /api/v1/gc``; see :meth:`observe_gc`)."""
 
     def __init__(self, uploads_dir: Path) -> None:
         super().__init__("registry")
@@ -96,6 +98,40 @@ class RegistryMetrics(HttpMetrics):
         )
         sessions = Gauge("registry_upload_sessions", "Upload sessions in progress", registry=self.registry)
         sessions.set_function(lambda: float(_count_entries(uploads_dir)))
+        reg = self.registry
+        self.gc_runs = Counter("registry_gc_runs", "Garbage collections run by this process", ["result"], registry=reg)
+        self.gc_deleted = Counter(
+            "registry_gc_deleted", "Objects deleted by garbage collection (not dry runs)", ["kind"], registry=reg
+        )
+        self.gc_freed = Counter("registry_gc_freed_bytes", "Bytes freed by garbage collection", registry=reg)
+        self.gc_duration = Histogram(
+            "registry_gc_duration_seconds", "Duration of garbage collections", buckets=BUCKETS, registry=reg
+        )
+        self.gc_last_success = Gauge(
+            "registry_gc_last_success_timestamp_seconds",
+            "Unix time the last successful (not dry-run) garbage collection ended; 0 before the first",
+            registry=reg,
+        )
+        for result in ("success", "failure", "dry_run"):
+            self.gc_runs.labels(result)
+        for kind in ("blob", "manifest", "referrer"):
+            self.gc_deleted.labels(kind)
+
+    def observe_gc(self, run: GcRun) -> None:
+        """A :attr:`registry.gc.collector.GarbageCollector.observers` callback."""
+        self.gc_duration.observe(run.seconds)
+        if run.report is None:
+            self.gc_runs.labels("failure").inc()
+        elif run.dry_run:
+            self.gc_runs.labels("dry_run").inc()
+        else:
+            report = run.report
+            self.gc_runs.labels("success").inc()
+            self.gc_deleted.labels("blob").inc(len(report.blobs))
+            self.gc_deleted.labels("manifest").inc(len(report.manifests))
+            self.gc_deleted.labels("referrer").inc(len(report.referrers))
+            self.gc_freed.inc(report.bytes_freed)
+            self.gc_last_success.set(run.finished_at)
 
     def observe(self, method: str, route: str, status: int) -> None:
         outcome = auth_outcome(route, status)

@@ -93,7 +93,8 @@ async def serve(settings: Settings, *, task_status: trio.TaskStatus[list[str]] =
             await background.start(loop)
         if settings.server.tls_cert:
             background.start_soon(_reload_certificates, config, settings.server.tls_cert, settings.server.tls_key)
-        app, _ = instrument_registry(registry.asgi, registry.blobs.uploads)
+        app, metrics = instrument_registry(registry.asgi, registry.blobs.uploads)
+        registry.maintenance.collector.observers.append(metrics.observe_gc)
         async with trio.open_nursery() as server:
             binds = await server.start(
                 partial(hypercorn_serve, cast(Any, app), config, shutdown_trigger=partial(_drain, registry))

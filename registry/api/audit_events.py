@@ -12,10 +12,10 @@ import logging
 import random
 import uuid
 
-from registry.api.auth import parse_basic
 from registry.api.context import ApiContext
 from registry.api.http import Request, Response
 from registry.audit.chain import AuditEntry
+from registry.oci.wire import parse_basic
 
 log = logging.getLogger("registry.audit")
 

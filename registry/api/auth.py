@@ -12,8 +12,6 @@ Every request — cache-friendly or not — is an authorization decision:
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -27,6 +25,7 @@ from registry.iam.store import SqliteIamStore
 from registry.oci import errors as e
 from registry.oci.names import namespace_of
 from registry.oci.scope import Scope, allowed_actions, challenge
+from registry.oci.wire import parse_basic
 from registry.tokens.service import TokenService
 from registry.tokens.verifier import TokenError
 
@@ -44,14 +43,6 @@ class AuthResult:
             return action in allowed_actions(self.token_access, "repository", repository)
         return action in repository_actions(self.identity, repository, self.flags.get)
 
-
-def parse_basic(header: str) -> tuple[str, str] | None:
-    try:
-        decoded = base64.b64decode(header.split(" ", 1)[1].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, IndexError):
-        return None
-    username, sep, password = decoded.partition(":")
-    return (username, password) if sep else None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 from quart import Blueprint, Response, request
 from quart_trio import QuartTrio
 
-from registry.api.auth import Authorizer, AuthResult, parse_basic
+from registry.api.auth import Authorizer, AuthResult
 from registry.api.openapi import OPENAPI
 from registry.api.scanreports import ScanReports
 from registry.audit import query as audit_query
@@ -30,6 +30,7 @@ from registry.iam.store import IamError
 from registry.oci import errors as e
 from registry.oci.digest import Digest
 from registry.oci.names import validate_name
+from registry.oci.wire import parse_basic
 from registry.tokens.verifier import TokenError
 
 log = logging.getLogger("registry.api")

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from registry.api.auth import Authorizer, parse_basic
+from registry.api.auth import Authorizer
 from registry.api.context import ApiContext
 from registry.api.http import Request, Response
 from registry.iam.model import ANONYMOUS, Identity
 from registry.iam.policy import grant_scopes
 from registry.oci import errors as e
 from registry.oci.scope import parse_scopes
+from registry.oci.wire import parse_basic
 from registry.tokens.verifier import TokenError
 
 FORM_LIMIT = 64 * 1024

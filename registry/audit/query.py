@@ -26,7 +26,7 @@ class AuditFilter:
     newest_first: bool = False
 
 
-def records(conn: sqlite3.Connection, f: AuditFilter) -> list[dict[str, Any]]:
+def _where(f: AuditFilter) -> tuple[str, list[Any]]:
     where, args = ["id > ?"], [f.after_id]  # type: list[str], list[Any]
     if f.since is not None:
         where.append("at >= ?")
@@ -50,8 +50,19 @@ def records(conn: sqlite3.Connection, f: AuditFilter) -> list[dict[str, Any]]:
     if f.resource:
         where.append("resource LIKE ? ESCAPE '\\'")
         args.append(f.resource.replace("%", "\\%").replace("_", "\\_") + "%")
+    return " AND ".join(where), args
+
+
+def count(conn: sqlite3.Connection, f: AuditFilter) -> int:
+    """How many records match ``f`` (ignoring ``limit``)."""
+    where, args = _where(f)
+    return int(conn.execute(f"SELECT COUNT(*) FROM audit WHERE {where}", args).fetchone()[0])  # noqa: S608
+
+
+def records(conn: sqlite3.Connection, f: AuditFilter) -> list[dict[str, Any]]:
+    where, args = _where(f)
     order = "DESC" if f.newest_first else "ASC"
-    sql = f"SELECT {', '.join(KEYS)} FROM audit WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?"  # noqa: S608
+    sql = f"SELECT {', '.join(KEYS)} FROM audit WHERE {where} ORDER BY id {order} LIMIT ?"  # noqa: S608
     rows = conn.execute(sql, (*args, f.limit)).fetchall()
     return [dict(zip(KEYS, r, strict=True)) | {"detail": json.loads(r[7] or "{}")} for r in rows]
 

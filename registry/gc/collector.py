@@ -16,6 +16,9 @@ links an intact file or fails cleanly (503 ``UNAVAILABLE``, the client pushes ag
 checks its blobs are linked inside its transaction, so it either lands before step 2 (then its blobs are
 referenced and kept) or after (then it fails with ``MANIFEST_BLOB_UNKNOWN``). Every deletion is audited in
 the transaction that performs it.
+
+Observers (``GarbageCollector.observers``, e.g. the server's Prometheus metrics) are called synchronously after
+every run with a :class:`GcRun`: the report (None when the run failed), its duration and whether it was a dry run.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -31,6 +35,7 @@ import trio
 
 from registry.audit import chain
 from registry.oci.digest import Digest
+from registry.progress import NO_PROGRESS, ProgressSink
 from registry.storage.interfaces import BlobStore
 from registry.storage.service import RegistryService
 from registry.storage.sqlite_meta import SqliteMetadataStore
@@ -68,6 +73,16 @@ class GcReport:
             "stale_uploads": self.uploads,
             "bytes_freed": self.bytes_freed,
         }
+
+
+@dataclass(frozen=True)
+class GcRun:
+    """One finished collection, as observers see it: ``report`` is None when the run raised."""
+
+    report: GcReport | None
+    seconds: float
+    dry_run: bool
+    finished_at: float
 
 
 def format_report(report: GcReport) -> str:
@@ -160,22 +175,49 @@ class GarbageCollector:
         self.meta = meta
         self.upload_ttl = upload_ttl
         self.grace_seconds = grace_seconds
+        self.observers: list[Callable[[GcRun], None]] = []
 
     async def collect(
-        self, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False, actor: str = "system:gc"
+        self,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        dry_run: bool = False,
+        actor: str = "system:gc",
+        progress: ProgressSink = NO_PROGRESS,
     ) -> GcReport:
-        """One collection (see module docstring). Safe beside serving and beside another collector."""
+        """One collection (see module docstring). Safe beside serving and beside another collector.
+
+        Every observer sees the run when it ends, also when it raised (then with ``report=None``; the exception
+        propagates). A cancelled run is not reported. ``progress`` sees the phases (sweep, files).
+        """
+        start = time.perf_counter()
+        try:
+            report = await self._collect(grace_seconds, dry_run, actor, progress)
+        except Exception:  # trio.Cancelled is a BaseException: a cancelled run is not reported
+            self._notify(GcRun(None, time.perf_counter() - start, dry_run, time.time()))
+            raise
+        self._notify(GcRun(report, time.perf_counter() - start, dry_run, time.time()))
+        return report
+
+    def _notify(self, run: GcRun) -> None:
+        for observer in self.observers:
+            observer(run)
+
+    async def _collect(self, grace_seconds: float, dry_run: bool, actor: str, progress: ProgressSink) -> GcReport:
+        progress.phase("flush usage")
         await self.service.usage.flush(self.meta.record_usage)
         report = GcReport(dry_run, grace_seconds)
         now = time.time()
         if dry_run:
             report.uploads = len(await self.meta.stale_uploads(now - self.upload_ttl))
+            progress.phase("sweep (dry run)")
             try:
                 await self.meta.db.write(lambda conn: _sweep(conn, report, now, actor), notify=False)
             except _DryRun as done:
                 return done.report
             return report
+        progress.phase("purge stale uploads")
         report.uploads = await self.service.purge_stale_uploads(now - self.upload_ttl)
+        progress.phase("sweep")
         await self.meta.db.write(lambda conn: _sweep(conn, report, now, actor))
         # This run's tombstones, and those a crashed run left (older than an hour); never another live run's.
         pending = await self.meta.db.read(
@@ -186,9 +228,11 @@ class GarbageCollector:
                 )
             ]
         )
+        progress.phase("delete files", len(pending))
         for digest in pending:
             await self.service.blobs.delete(Digest.parse(digest))
             report.files_deleted += 1
+            progress.advance()
         if pending:
             await self.meta.db.write(
                 lambda conn: conn.executemany("DELETE FROM gc_tombstones WHERE digest = ?", [(d,) for d in pending]),
@@ -196,7 +240,9 @@ class GarbageCollector:
             )
         return report
 
-    async def collect_orphan_files(self, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> list[str]:
+    async def collect_orphan_files(
+        self, grace_seconds: float = DEFAULT_GRACE_SECONDS, progress: ProgressSink = NO_PROGRESS
+    ) -> list[str]:
         """Opt-in (``registry gc --orphan-files``): walk the blob directory once and delete content files
         that have no metadata row and were last written before the grace cutoff (left by a crash between
         the rename and the metadata commit, or by the one push/GC interleaving described in docs/gc.md).
@@ -206,7 +252,9 @@ class GarbageCollector:
         cleanly. Returns the deleted digests."""
         cutoff = time.time() - grace_seconds
         deleted = []
+        progress.phase("orphan files: walk")
         async for digest in self.service.blobs.walk():
+            progress.advance()
             mtime = await trio.to_thread.run_sync(_mtime, self.service.blobs, digest)
             if mtime is None or mtime >= cutoff:
                 continue

@@ -1,7 +1,10 @@
-"""Wire formats shared by registry and edge: Range, Content-Range, Link pagination, the pull-policy header."""
+"""Wire formats shared by registry and edge: Range, Content-Range, Link pagination, Basic credentials,
+the pull-policy header."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -93,3 +96,17 @@ def next_link(path: str, n: int, last: str, extra: dict[str, str] | None = None)
     for key, value in (extra or {}).items():
         query += f"&{key}={quote(value, safe='')}"
     return f'<{path}?{query}>; rel="next"'
+
+
+def parse_basic(header: str) -> tuple[str, str] | None:
+    """The ``(username, password)`` of an ``Authorization: Basic <base64>`` header value (RFC 7617).
+
+    The caller has checked the scheme; only the part after the first space is decoded. Returns None when it is
+    not valid base64, not UTF-8, or has no ``:`` (the password may be empty and may itself contain ``:``).
+    """
+    try:
+        decoded = base64.b64decode(header.split(" ", 1)[1].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, IndexError):
+        return None
+    username, sep, password = decoded.partition(":")
+    return (username, password) if sep else None

@@ -47,7 +47,12 @@ def test_settings_file_and_overrides(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['upstream = "http://p"\nbogus = 1\n', 'upstream = "ftp://p"\n', 'upstream = "http://p"\ncache_size_mib = "x"\n'],
+    [
+        'upstream = "http://p"\nbogus = 1\n',
+        'upstream = "ftp://p"\n',
+        'upstream = "http://p"\ncache_size_mib = "x"\n',
+        'upstream = "http://p"\nlog_format = "xml"\n',
+    ],
 )
 def test_settings_errors(tmp_path: Path, text: str) -> None:
     path = tmp_path / "edge.toml"

@@ -14,7 +14,7 @@ from registry.oci import mediatypes as mt
 from registry.oci.digest import Digest
 from registry.oci.manifest import parse_manifest
 from registry.oci.names import parse_reference, validate_name, validate_tag
-from registry.oci.wire import next_link, parse_range, parse_upload_range
+from registry.oci.wire import next_link, parse_basic, parse_range, parse_upload_range
 
 SHA = "sha256:" + "a" * 64
 
@@ -129,6 +129,22 @@ def test_parse_range_property(length: int, start: int) -> None:
 )
 def test_parse_upload_range(header: str, expected: tuple[int, int] | None) -> None:
     assert parse_upload_range(header) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Basic dXNlcjpwYXNz", ("user", "pass")),  # user:pass
+        ("basic  dXNlcjpwYTpzcw== ", ("user", "pa:ss")),  # the password may hold ":"
+        ("Basic dXNlcjo=", ("user", "")),  # empty password
+        ("Basic dXNlcg==", None),  # no ":"
+        ("Basic not*base64", None),
+        ("Basic //79", None),  # not UTF-8
+        ("Basic", None),
+    ],
+)
+def test_parse_basic(header: str, expected: tuple[str, str] | None) -> None:
+    assert parse_basic(header) == expected
 
 
 def test_next_link_escapes() -> None:
