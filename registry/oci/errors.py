@@ -45,6 +45,8 @@ TOO_MANY_REQUESTS = ErrorCode("TOOMANYREQUESTS", "too many requests", 429)
 REQUEST_TOO_LARGE = ErrorCode("SIZE_INVALID", "request body too large", 413)
 UNAVAILABLE = ErrorCode("UNAVAILABLE", "service unavailable", 503)
 INSUFFICIENT_STORAGE = ErrorCode("UNAVAILABLE", "insufficient storage", 507)
+STORAGE_UNWRITABLE = ErrorCode("UNAVAILABLE", "storage is not writable", 503)
+DATABASE_BUSY = ErrorCode("UNAVAILABLE", "database is busy", 503)
 UNKNOWN = ErrorCode("UNKNOWN", "unknown error", 500)
 
 
