@@ -33,7 +33,7 @@ class ChildServer:
     def command(self) -> list[str]:
         raise AssertionError("subclasses say what to run")
 
-    def start(self, timeout: float = 20.0) -> Self:
+    def start(self, timeout: float = 60.0) -> Self:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         start_at = log.tell()

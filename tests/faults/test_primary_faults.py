@@ -120,6 +120,7 @@ def test_read_only_blob_directories_answer_503_and_keep_serving_reads(
     _no_uploads_left(disk_registry)
 
 
+@pytest.mark.slow  # waits out the 10 s busy timeout several times; the fast twin is in test_storage_fault_units
 async def test_database_locked_by_another_process_answers_503_and_reads_go_on(registry: RegistryProcess) -> None:
     """Another process holds SQLite's exclusive lock past the busy timeout: writes get 503 with Retry-After,
     reads (WAL) keep being served, and writes work again once the lock is gone."""
