@@ -221,6 +221,8 @@ def make_management(
         who = await admin()
         doc = await body()
         expires_in = doc.get("expires_in")
+        if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, int | float)):
+            raise IamError("invalid", "expires_in must be a number of seconds")  # was float(any): a 500
         issued = await iam.create_credential(
             _kind(kinds),
             name,
