@@ -24,6 +24,7 @@ import httpx
 from edge.http import ClientDisconnected, Request, Response
 from edge.index import SqliteEdgeIndex
 from edge.upstream import Upstream, UpstreamUnavailable
+from registry.oci import errors as e
 
 log = logging.getLogger("edge.push")
 
@@ -107,12 +108,17 @@ class PushRelay:
         """Send ``req`` upstream, streaming its body; the upstream's answer for the client.
 
         Raises:
+            RegistryError: 400 ``MALFORMED_REQUEST`` for a path or header httpx cannot send.
             UpstreamUnavailable: the upstream could not be reached or failed before answering.
             ClientDisconnected: the client went away mid-body (the upstream request is aborted).
         """
         query = _upstream_query(req)
         url = f"{self.upstream_base.rstrip('/')}{req.path}" + (f"?{query}" if query else "")
-        headers = _forward_headers(req)
+        # One upstream connection per relayed request: found by the network fuzzer (tests/fuzz), a pooled
+        # connection reused after a misbehaving client's relayed request could hang the next relay until the
+        # read timeout (the primary still reading the earlier body). Pushes are few and large; the cost is a
+        # TCP handshake per request.
+        headers = [*_forward_headers(req), ("connection", "close")]
         length = req.header("content-length")
         if length is not None:
             headers.append(("content-length", length))
@@ -122,6 +128,9 @@ class PushRelay:
         client = self.upstream.client
         try:
             request = client.build_request(req.method, url, headers=headers, content=content)
+        except (httpx.InvalidURL, UnicodeEncodeError) as exc:  # control characters in the path, non-ASCII headers
+            raise e.RegistryError(e.MALFORMED_REQUEST, f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        try:
             async with _Stream(client, request) as response:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():

@@ -14,6 +14,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from edge.app import open_edge
+from edge.connguard import install as guard_connections
 from edge.promexport import forward_request_id, instrument_edge
 from edge.settings import EdgeSettings, parse_listen
 
@@ -44,6 +45,7 @@ async def _wait_for_signal() -> None:
 async def serve(settings: EdgeSettings, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the edge until SIGTERM/SIGINT (or cancellation). ``task_status`` receives the bound URLs."""
     config = hypercorn_config(settings)
+    guard_connections()
     hooks = {"request": [forward_request_id]}
     async with open_edge(settings, event_hooks=hooks) as edge_app, trio.open_nursery() as server:
         app, _ = instrument_edge(edge_app, edge_app.ctx)

@@ -60,6 +60,20 @@ class TokenFetcher:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
 
+    async def _get(self, realm: str, params: dict[str, str], auth: httpx.Auth | None) -> httpx.Response:
+        """GET the token, once more if a kept-alive connection was closed under it (the server's keep-alive
+        timeout racing the reuse: ``RemoteProtocolError``, seen in tests/iam/test_edge_matrix.py). The GET is
+        idempotent."""
+        for attempt in (1, 2):
+            try:
+                return await self.client.get(realm, params=params, auth=auth)
+            except httpx.RemoteProtocolError as exc:
+                if attempt == 2:
+                    raise TokenUnavailable(type(exc).__name__) from None
+            except httpx.HTTPError as exc:
+                raise TokenUnavailable(type(exc).__name__) from None
+        raise AssertionError("unreachable")
+
     async def fetch(
         self, realm: str, service: str, scope: str | None, credentials: tuple[str, str] | None
     ) -> IssuedToken:
@@ -67,10 +81,7 @@ class TokenFetcher:
         if scope:
             params["scope"] = scope
         auth = httpx.BasicAuth(*credentials) if credentials is not None else None
-        try:
-            response = await self.client.get(realm, params=params, auth=auth)
-        except httpx.HTTPError as exc:
-            raise TokenUnavailable(type(exc).__name__) from None
+        response = await self._get(realm, params, auth)
         if response.status_code == 429 or response.status_code >= 500:
             raise TokenUnavailable(f"HTTP {response.status_code}")
         if response.status_code != 200:

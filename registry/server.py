@@ -16,6 +16,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from config import Settings
 from config.loader import parse_listen
 from registry.app import Registry, open_registry
+from registry.connguard import install as guard_connections
 from registry.metrics import instrument_registry
 
 log = logging.getLogger("registry")
@@ -85,6 +86,7 @@ async def _drain(registry: Registry) -> None:
 async def serve(settings: Settings, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the registry until SIGTERM/SIGINT (or cancellation). ``task_status`` receives the bound URLs."""
     config = hypercorn_config(settings)
+    guard_connections()
     async with open_registry(settings) as registry, trio.open_nursery() as background:
         await background.start(registry.relay.serve)
         await background.start(registry.serve_upload_purge)

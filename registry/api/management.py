@@ -124,9 +124,17 @@ def make_management(
         return await require_admin(auth)
 
     async def body() -> dict[str, Any]:
-        doc = await request.get_json(force=True, silent=True)
+        raw = await request.get_data(cache=True, as_text=False)
+        try:  # parsed here: quart's get_json(silent=True) still raised on a body that is not UTF-8
+            doc = json.loads(raw)
+        except (ValueError, RecursionError):
+            doc = None
         if not isinstance(doc, dict):
             raise IamError("invalid", "expected a JSON object body")
+        try:  # JSON may escape lone surrogates ("\ud800"): text SQLite cannot store (found by schemathesis)
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise IamError("invalid", "the body holds text that is not valid Unicode") from None
         return doc
 
     @api.errorhandler(e.RegistryError)
@@ -214,6 +222,8 @@ def make_management(
         who = await admin()
         doc = await body()
         expires_in = doc.get("expires_in")
+        if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, int | float)):
+            raise IamError("invalid", "expires_in must be a number of seconds")  # was float(any): a 500
         issued = await iam.create_credential(
             _kind(kinds),
             name,
@@ -264,6 +274,8 @@ def make_management(
         who = await admin()
         doc = await body()
         permissions = doc.get("permissions", [])
+        if isinstance(permissions, list) and not all(isinstance(p, str) for p in permissions):
+            raise IamError("invalid", "permissions must be a list of strings")
         perms = ",".join(permissions) if isinstance(permissions, list) else str(permissions)
         role = await iam.create_role(str(doc.get("name", "")), perms, str(doc.get("description", "")), who.subject)
         return _json(role, 201)

@@ -44,8 +44,11 @@ INVALID = ErrorCode("INVALID", "invalid request parameter", 400)
 PAGINATION_INVALID = ErrorCode("PAGINATION_NUMBER_INVALID", "invalid number of results requested", 400)
 TOO_MANY_REQUESTS = ErrorCode("TOOMANYREQUESTS", "too many requests", 429)
 REQUEST_TOO_LARGE = ErrorCode("SIZE_INVALID", "request body too large", 413)
+MALFORMED_REQUEST = ErrorCode("UNSUPPORTED", "malformed request: a path or header that cannot be relayed", 400)
 UNAVAILABLE = ErrorCode("UNAVAILABLE", "service unavailable", 503)
 INSUFFICIENT_STORAGE = ErrorCode("UNAVAILABLE", "insufficient storage", 507)
+STORAGE_UNWRITABLE = ErrorCode("UNAVAILABLE", "storage is not writable", 503)
+DATABASE_BUSY = ErrorCode("UNAVAILABLE", "database is busy", 503)
 UNKNOWN = ErrorCode("UNKNOWN", "unknown error", 500)
 
 

@@ -27,15 +27,18 @@ from pathlib import Path
 import trio
 
 from registry.oci.digest import ALGORITHMS, Digest, Hasher, new_hasher
-from registry.oci.errors import INSUFFICIENT_STORAGE, RegistryError
+from registry.oci.errors import RegistryError
+from registry.storage.faults import os_fault
 
 READ_CHUNK = 1024 * 1024
 
 
 def _storage_error(exc: OSError) -> RegistryError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return RegistryError(INSUFFICIENT_STORAGE, "the registry's storage is full")
-    raise exc
+    """The registry error for ``exc`` (see ``registry.storage.faults``); re-raises anything else."""
+    fault = os_fault(exc)
+    if fault is None:
+        raise exc
+    return fault
 
 
 def _fsync_dir(path: Path) -> None:

@@ -20,6 +20,7 @@ from typing import TypeVar
 import trio
 
 from registry.storage import schema
+from registry.storage.faults import sqlite_fault
 
 T = TypeVar("T")
 
@@ -46,13 +47,28 @@ class SqliteDatabase:
         return conn
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in a worker thread (autocommit reads see the latest commit)."""
-        return await trio.to_thread.run_sync(lambda: fn(self._conn()), limiter=self._read_limiter)
+        """Run ``fn(conn)`` in a worker thread (autocommit reads see the latest commit).
+
+        Raises:
+            RegistryError: a storage fault (see ``registry.storage.faults``); other SQLite errors propagate.
+        """
+        try:
+            return await trio.to_thread.run_sync(lambda: fn(self._conn()), limiter=self._read_limiter)
+        except sqlite3.Error as exc:
+            fault = sqlite_fault(exc)
+            if fault is None:
+                raise
+            raise fault from exc
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], notify: bool = True) -> T:
         """Run ``fn(conn)`` inside ``BEGIN IMMEDIATE … COMMIT`` (rolled back if it raises).
 
-        ``notify``: call ``on_commit`` afterwards (wakes the outbox relay)."""
+        ``notify``: call ``on_commit`` afterwards (wakes the outbox relay).
+
+        Raises:
+            RegistryError: a storage fault — the database is locked past the busy timeout, full, or not
+                writable (see ``registry.storage.faults``); nothing was committed. Other errors propagate.
+        """
 
         def run() -> T:
             conn = self._conn()
@@ -61,11 +77,20 @@ class SqliteDatabase:
                 result = fn(conn)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite rolls back by itself on some failures (SQLITE_FULL at COMMIT, for one); a second
+                # ROLLBACK would raise and hide the real error.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             return result
 
-        result = await trio.to_thread.run_sync(run, limiter=self._write_limiter)
+        try:
+            result = await trio.to_thread.run_sync(run, limiter=self._write_limiter)
+        except sqlite3.Error as exc:
+            fault = sqlite_fault(exc)
+            if fault is None:
+                raise
+            raise fault from exc
         if notify and self.on_commit is not None:
             self.on_commit()
         return result

@@ -4,7 +4,9 @@
 
 It logs ``faultproxy listening on URL`` and forwards every request, streaming. Faults are set with
 ``POST /_fault`` and a JSON body: ``{"corrupt": [digest, ...]}`` flips one byte in the middle of those blobs'
-bodies (length unchanged), ``{"status": 503}`` answers every /v2 request with that status (0: forward again).
+bodies (length unchanged), ``{"status": 503}`` answers every /v2 request with that status (0: forward again),
+``{"delay": 3.0}`` waits that long before answering each /v2 request (a slow upstream), ``{"reset": [digest]}``
+sends half of those blobs' bodies and then drops the connection (a reset mid-body).
 ``GET /_fault/requests`` lists ``[method, path]`` of every forwarded /v2 request.
 """
 
@@ -30,6 +32,8 @@ class FaultProxy:
         self.client = httpx.AsyncClient(base_url=upstream, timeout=60)
         self.corrupt: set[str] = set()
         self.status = 0
+        self.delay = 0.0
+        self.reset: set[str] = set()
         self.requests: list[tuple[str, str]] = []
 
     async def _json(self, send: Any, status: int, doc: Any) -> None:
@@ -57,12 +61,17 @@ class FaultProxy:
             doc = json.loads(body or b"{}")
             self.corrupt = set(doc.get("corrupt", self.corrupt))
             self.status = int(doc.get("status", self.status))
-            await self._json(send, 200, {"corrupt": sorted(self.corrupt), "status": self.status})
+            self.delay = float(doc.get("delay", self.delay))
+            self.reset = set(doc.get("reset", self.reset))
+            state = {"corrupt": sorted(self.corrupt), "status": self.status, "delay": self.delay}
+            await self._json(send, 200, state | {"reset": sorted(self.reset)})
             return
         if path == "/_fault/requests":
             await self._json(send, 200, self.requests)
             return
         self.requests.append((method, path))
+        if self.delay:
+            await trio.sleep(self.delay)
         if self.status:
             await self._json(send, self.status, {"errors": [{"code": "UNAVAILABLE", "message": "fault"}]})
             return
@@ -79,11 +88,17 @@ class FaultProxy:
                 (k, v) for k, v in response.headers.raw if k.decode().lower() not in HOP_HEADERS - {"content-length"}
             ]
             await send({"type": "http.response.start", "status": response.status_code, "headers": out})
-            corrupt_at = -1
+            corrupt_at = reset_at = -1
+            half = int(response.headers.get("content-length", "0")) // 2
             if any(scope["path"].endswith(f"/blobs/{d}") for d in self.corrupt):
-                corrupt_at = int(response.headers.get("content-length", "0")) // 2
+                corrupt_at = half
+            if scope["method"] == "GET" and any(scope["path"].endswith(f"/blobs/{d}") for d in self.reset):
+                reset_at = half
             offset = 0
             async for chunk in self._chunks(response):
+                if 0 <= reset_at < offset + len(chunk):
+                    await send({"type": "http.response.body", "body": chunk[: reset_at - offset], "more_body": True})
+                    raise ConnectionResetError("faultproxy: reset mid-body")  # hypercorn drops the connection
                 if offset <= corrupt_at < offset + len(chunk):
                     i = corrupt_at - offset
                     chunk = chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1 :]
