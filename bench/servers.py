@@ -115,8 +115,11 @@ def ours(work: Path) -> Iterator[Server]:
     """``registry serve --auth none`` on a free port with a fresh data directory under ``work``."""
     try:
         # A generous start timeout: on a loaded shared machine the imports alone can take tens of seconds.
-        with RegistryProcess(work / "data").start(timeout=START_TIMEOUT) as proc:
+        proc = RegistryProcess(work / "data").start(timeout=START_TIMEOUT)
+        try:
             yield Server("ours", proc.url, proc.pid)
+        finally:
+            proc.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
