@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import blobs, ceiling, images, proxy, report
+from bench import blobs, ceiling, images, proxy, report, summary
 from bench.plan import FULL, QUICK, Plan
 from bench.results import WORKLOADS, Results
 
@@ -64,6 +64,8 @@ def _merged(previous: Results, workloads: list[str], meta: dict[str, object]) ->
 
 
 def render(results: Results, out: Path, doc: Path | None) -> None:
+    """Write results.json, results.md and the charts; with ``doc``, regenerate its results block and — when
+    ``doc`` is the project's docs/performance.md — the README's summary block too."""
     results.save(out / "results.json")
     table = report.markdown(results)
     (out / "results.md").write_text(table + "\n")
@@ -71,6 +73,8 @@ def render(results: Results, out: Path, doc: Path | None) -> None:
     if doc is not None:
         rel = [os.path.relpath(p, doc.parent) for p in pngs]
         report.update_doc(doc, table, rel)
+        if doc.resolve() == (ROOT / "docs" / "performance.md").resolve():
+            summary.update_readme(ROOT / "README.md", results)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,9 @@
 
 - a null ASGI app on hypercorn's trio worker, configured as ``registry serve`` (HTTP/1.1 only, no access log): a
   ``PUT`` whose body it reads and drops (the HTTP server's own ingest limit, no hashing, no disk) and a ``GET`` of
-  ``size`` bytes in 1 MiB pieces (its serve limit, no disk reads);
+  ``size`` bytes in 1 MiB pieces (its serve limit, no disk reads); and ``GET``/``HEAD`` of ``/small``, a 500-byte
+  answer with the headers of a manifest, at the manifest workload's concurrency (its requests-per-second limit:
+  what a manifest GET costs in hypercorn and h11 alone);
 - sha256 in one core (``hashlib``, 1 MiB pieces): the hashing every ingest must do;
 - writing the same bytes to a file and fsync'ing it: the disk part of an ingest.
 
@@ -29,6 +31,12 @@ Scope = dict[str, Any]
 LABELS = {"ours_label": "this machine", "theirs_label": "–"}
 
 
+SMALL = b"{" + b" " * 498 + b"}"
+SMALL_HEADERS = [(b"content-type", b"application/vnd.oci.image.manifest.v1+json"),
+                 (b"docker-content-digest", b"sha256:" + b"0" * 64), (b"etag", b'"sha256:' + b"0" * 64 + b'"'),
+                 (b"content-length", str(len(SMALL)).encode())]
+
+
 def null_app(size: int) -> Any:
     piece = b"\0" * MIB
 
@@ -39,6 +47,10 @@ def null_app(size: int) -> Any:
                 await send({"type": message["type"] + ".complete"})
                 if message["type"] == "lifespan.shutdown":
                     return
+        if scope["path"] == "/small":
+            await send({"type": "http.response.start", "status": 200, "headers": SMALL_HEADERS})
+            await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else SMALL})
+            return
         if scope["method"] == "GET":
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-length", str(size).encode())]})
@@ -104,6 +116,8 @@ def ceilings(plan: Plan, work: Path, results: Results) -> None:
             server = Server("null", f"http://127.0.0.1:{port}", proc.pid)
             _, put = clients.curl("-X", "PUT", "-T", str(blob.path), f"{server.url}/put")
             _, get = clients.curl(f"{server.url}/get")
+            small = {method: clients.hey(f"{server.url}/small", method, plan.manifest_requests,
+                                         plan.manifest_concurrency, "*/*") for method in ("GET", "HEAD")}
         finally:
             proc.terminate()
             proc.wait(15)
@@ -115,6 +129,9 @@ def ceilings(plan: Plan, work: Path, results: Results) -> None:
         }
         for name, value in measured.items():
             results.add("ceiling", name, "MB/s", "higher", "ours", value, **LABELS)
+        for method, rate in small.items():
+            results.add("ceiling", f"hypercorn null app, {method} of a 500-byte answer "
+                        f"({plan.manifest_concurrency} connections)", "req/s", "higher", "ours", rate, **LABELS)
     blob.path.unlink()
 
 

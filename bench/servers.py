@@ -63,7 +63,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+START_TIMEOUT = 120.0
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> None:
     """Return once ``proc`` accepts connections on ``port``; raise if it exits or takes longer than ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -111,8 +114,12 @@ def distribution(work: Path, *, proxy: str | None = None, access_log: Path | Non
 def ours(work: Path) -> Iterator[Server]:
     """``registry serve --auth none`` on a free port with a fresh data directory under ``work``."""
     try:
-        with RegistryProcess(work / "data") as proc:
+        # A generous start timeout: on a loaded shared machine the imports alone can take tens of seconds.
+        proc = RegistryProcess(work / "data").start(timeout=START_TIMEOUT)
+        try:
             yield Server("ours", proc.url, proc.pid)
+        finally:
+            proc.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -10,15 +10,14 @@ responses are sent in pieces of at most 1 MiB as the client reads them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-import trio
-
 from registry.oci import errors as e
-from registry.storage.service import ClientDisconnected, first_leaf
+from registry.storage.service import ClientDisconnected
 
 if TYPE_CHECKING:
     from registry.api.auth import AuthResult
@@ -27,7 +26,6 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-PREFETCH_DEPTH = 1
 
 
 @dataclass
@@ -132,7 +130,7 @@ class Request:
         return True
 
 
-StreamFactory = Callable[[], AsyncIterator[bytes]]
+StreamFactory = Callable[[], AsyncGenerator[bytes, None]]
 
 
 @dataclass
@@ -168,22 +166,9 @@ async def send_response(send: Send, response: Response, head: bool) -> None:
     if head or response.stream is None:
         await send({"type": "http.response.body", "body": b"" if head else response.body})
         return
-    # Prefetch: the next piece is read (in a worker thread, see FilesystemBlobReader) while the previous
-    # one is being sent, so disk reads and socket writes overlap.
-    try:
-        async with trio.open_nursery() as nursery:
-            pieces_in, pieces_out = trio.open_memory_channel[bytes](PREFETCH_DEPTH)
-            stream = response.stream
-
-            async def pump() -> None:
-                async with pieces_in:
-                    async for piece in stream():
-                        await pieces_in.send(piece)
-
-            nursery.start_soon(pump)
-            async with pieces_out:
-                async for piece in pieces_out:
-                    await send({"type": "http.response.body", "body": piece, "more_body": True})
-    except BaseExceptionGroup as group:
-        raise first_leaf(group) from None
+    # Pieces come from the page cache on this thread (FilesystemBlobReader), so there is nothing to overlap:
+    # a prefetching task and channel cost more per piece than they saved (docs/performance.md).
+    async with aclosing(response.stream()) as pieces:  # closes the file even when the client goes away
+        async for piece in pieces:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
     await send({"type": "http.response.body", "body": b""})

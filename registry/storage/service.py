@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 import trio
@@ -73,7 +73,7 @@ class RegistryService:
         self.usage.touch_blob(str(digest), time.time())  # a client that HEADs a blob relies on it surviving
         return size
 
-    async def read_blob(self, digest: Digest, start: int, end: int) -> AsyncIterator[bytes]:
+    async def read_blob(self, digest: Digest, start: int, end: int) -> AsyncGenerator[bytes, None]:
         """Yield bytes ``start..end`` (inclusive) of a blob in pieces of at most 1 MiB.
 
         The caller has already checked membership with :meth:`blob_size`. Raises ``OSError`` if the

@@ -5,6 +5,12 @@ different worker thread, so every worker thread gets its own connection (``threa
 through a CapacityLimiter of 1 (a single writer in this process) and ``BEGIN IMMEDIATE`` with a busy
 timeout, so CLI commands running beside the server queue instead of failing.
 
+Point reads on the event loop: ``read_inline`` runs a tiny lookup (a primary-key SELECT: a manifest by tag,
+a blob's size) on the calling thread with its own connection whose busy timeout is 0, instead of a
+``to_thread`` round trip that costs more than the query. If SQLite answers "busy"/"locked" (WAL recovery,
+a rare checkpoint edge) the same function is retried in a worker thread, so the loop never waits on a lock;
+only page-cache misses of those few pages can block it, briefly.
+
 Durability: ``synchronous=FULL`` makes COMMIT fsync the WAL, so a transaction that returned has reached
 the disk before the HTTP layer answers.
 """
@@ -31,6 +37,7 @@ class SqliteDatabase:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._inline = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._write_limiter = trio.CapacityLimiter(1)
@@ -59,6 +66,23 @@ class SqliteDatabase:
             if fault is None:
                 raise
             raise fault from exc
+
+    async def read_inline(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run the small read ``fn(conn)`` on this thread (see module docstring); ``fn`` must be a
+        point lookup, and must let ``sqlite3.OperationalError`` escape so a busy database can be retried
+        in a worker thread."""
+        try:
+            conn: sqlite3.Connection | None = getattr(self._inline, "conn", None)
+            if conn is None:
+                conn = schema.connect(self.path, busy_timeout_ms=0)
+                self._inline.conn = conn
+                with self._conns_lock:
+                    self._conns.append(conn)
+            return fn(conn)
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+        return await self.read(fn)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], notify: bool = True) -> T:
         """Run ``fn(conn)`` inside ``BEGIN IMMEDIATE … COMMIT`` (rolled back if it raises).
@@ -100,6 +124,14 @@ class SqliteDatabase:
             conns, self._conns = self._conns, []
         for conn in conns:
             conn.close()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc)
+    return "locked" in text or "busy" in text
 
 
 async def open_database(path: Path) -> SqliteDatabase:

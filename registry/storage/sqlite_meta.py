@@ -44,6 +44,9 @@ class SqliteMetadataStore:
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self.db.read(fn)
 
+    async def _read_inline(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.db.read_inline(fn)
+
     async def _write(self, fn: Callable[[sqlite3.Connection], T], notify: bool = True) -> T:
         return await self.db.write(fn, notify)
 
@@ -78,7 +81,7 @@ class SqliteMetadataStore:
             ).fetchone()
             return None if row is None else int(row[0])
 
-        return await self._read(q)
+        return await self._read_inline(q)
 
     async def commit_blob(
         self,
@@ -249,7 +252,7 @@ class SqliteMetadataStore:
                 annotations_json=row[5],
             )
 
-        return await self._read(q)
+        return await self._read_inline(q)
 
     async def delete_manifest(self, repo: str, digest: Digest, protected: Callable[[str], bool] | None = None) -> bool:
         def w(conn: sqlite3.Connection) -> bool:

@@ -84,10 +84,12 @@ class ScanPolicies:
         def query(conn: sqlite3.Connection) -> Any:
             try:
                 return conn.execute("SELECT * FROM scan_policies WHERE namespace = ?", (namespace,)).fetchone()
-            except sqlite3.OperationalError:  # table not created yet: no policies
-                return None
+            except sqlite3.OperationalError as exc:  # table not created yet: no policies
+                if "no such table" in str(exc):
+                    return None
+                raise  # busy: read_inline retries in a worker thread
 
-        row = await self.db.read(query)
+        row = await self.db.read_inline(query)
         return None if row is None else ScanPolicy(str(row[0]), str(row[1]), tuple(json.loads(row[2])))
 
 
