@@ -50,7 +50,8 @@ class Observer:
             self._absent(r, "MANIFEST_UNKNOWN", f"GET manifest {repo}:{name}")
             return False if kind == "manifest" else None
         digest = r.headers.get("docker-content-digest", "")
-        if r.content != self.content.body.get(digest) or r.headers["content-type"] != self.content.media_type[digest]:
+        media_type = r.headers.get("content-type")
+        if r.content != self.content.body.get(digest) or media_type != self.content.media_type.get(digest):
             self.problems.append(f"manifest {repo}:{name} -> {digest}: not the bytes/media type pushed")
         if kind == "manifest":
             if digest != name:

@@ -78,6 +78,9 @@ def run_load(primary: RegistryProcess, edge: EdgeProcess, seconds: float) -> str
         lines.append(f"{name} RSS: {rss.samples[name][0][1] // 1024} MiB at start, {first // 1024} MiB after "
                      f"warm-up, {last // 1024} MiB at the end, peak {peak // 1024} MiB")
         assert last - first <= RSS_GROWTH_MIB * 1024, lines[-1]
+        minutes = [v // 1024 for t, v in rss.samples[name] if int(t / 60) != int((t - rss.interval) / 60)]
+        if len(minutes) > 2:
+            lines.append(f"{name} RSS each minute (MiB): {minutes}")
     report = "\n".join(lines)
     print(report)
     return report
