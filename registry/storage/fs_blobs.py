@@ -6,11 +6,15 @@ On-disk layout under the data directory::
     uploads/<upload id>                             data of an open upload session
 
 Durability rule (how a 201 is guaranteed to survive a crash): ``commit_upload`` fsyncs the upload file,
-renames it to its content path (atomic on POSIX), and fsyncs the directory that now holds the name (and
+hard-links it to its content path (atomic on POSIX), and fsyncs the directory that now holds the name (and
 each directory it had to create, bottom-up). Only after it returns does the service commit the metadata
-transaction (``synchronous=FULL``: the WAL is fsynced) and only after that does the HTTP layer answer 201.
-A crash before the rename leaves only an upload file; a crash between rename and metadata commit leaves
-an unreferenced content file (reported by fsck, removed by GC) — never a visible partial blob.
+transaction (``synchronous=FULL``: the WAL is fsynced), then remove the upload file with
+``discard_upload``; only after that does the HTTP layer answer 201. A crash before the link leaves only an
+upload file; a crash between link and metadata commit leaves an unreferenced content file (reported by
+fsck, removed by GC) *and* the upload data, so the session can still be finished — never a visible partial
+blob. Such an upload file shares its inode with the content file: ``open_upload`` gives it a private copy
+before anything can be written to it. (Where hard links are not supported the file is renamed instead,
+and that crash window loses the session's data: the client must upload again.)
 
 Data is written in worker threads in pieces of 1 MiB, pipelined with the event loop (which parses HTTP
 meanwhile); every fsync, re-hash and directory operation runs in a worker thread too. Reads are served on
@@ -48,6 +52,31 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+def _private_copy(fd: int, path: Path) -> int:
+    """Replace the upload file ``path`` (open as ``fd``, which is closed) with a copy of itself that shares
+    no inode with a content file; return the copy's descriptor. Blocking: run in a worker thread."""
+    temp = path.with_name(path.name + "-copy")  # a valid upload id: purged with orphans if a crash leaves it
+    try:
+        out = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    finally:
+        os.close(fd)
+    try:
+        with open(path, "rb") as source:
+            while chunk := source.read(READ_CHUNK * 4):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view) :]
+        os.fsync(out)
+        os.replace(temp, path)
+    except BaseException:
+        os.close(out)
+        raise
+    return out
 
 
 def _hash_file(fd: int, size: int, algorithm: str) -> Hasher:
@@ -169,6 +198,11 @@ class FilesystemBlobStore:
                 fd = os.open(path, flags, 0o600)
             except OSError as exc:
                 raise _storage_error(exc) from exc
+            if os.fstat(fd).st_nlink > 1:  # also a committed content file (a crash before its metadata)
+                try:
+                    fd = _private_copy(fd, path)  # closes ``fd`` whatever happens
+                except OSError as exc:
+                    raise _storage_error(exc) from exc
             try:
                 if os.fstat(fd).st_size < size:
                     raise FileNotFoundError(errno.ENOENT, "upload data shorter than acknowledged")
@@ -196,10 +230,16 @@ class FilesystemBlobStore:
                 if not parent.exists():
                     parent.mkdir(exist_ok=True)
                     created.append(parent)
-            if target.exists():
-                os.unlink(source)
+            if target.exists():  # the content is already there: the upload data goes with discard_upload
                 return
-            os.rename(source, target)
+            try:
+                os.link(source, target)
+            except FileExistsError:  # another upload of the same content won the race
+                return
+            except OSError as exc:
+                if exc.errno not in _NO_HARD_LINKS:
+                    raise
+                os.rename(source, target)
             _fsync_dir(target.parent)
             for parent in reversed(created):
                 _fsync_dir(parent.parent)

@@ -59,8 +59,10 @@ class BlobStore(Protocol):
         or shorter than ``size``."""
 
     async def commit_upload(self, upload_id: str, digest: Digest) -> None:
-        """Durably move the upload's data to ``digest``'s content path (fsync file, rename, fsync
-        directory). If the content already exists the upload data is discarded."""
+        """Durably place the upload's data at ``digest``'s content path (fsync file, link, fsync directory).
+        The upload data stays (so a crash before the metadata commits leaves the session resumable) until
+        :meth:`discard_upload`; if the content already exists nothing is written. Reopening an upload with
+        :meth:`open_upload` afterwards never writes through into the committed content."""
 
     async def discard_upload(self, upload_id: str) -> None: ...
 

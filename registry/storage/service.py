@@ -259,7 +259,10 @@ class RegistryService:
             except e.RegistryError:
                 await self._forget(upload_id)
                 raise
+            # Only now: until the metadata committed, a crash had to leave the session able to finish.
             self._hashers.pop(upload_id, None)
+            with trio.CancelScope(shield=True):
+                await self.blobs.discard_upload(upload_id)
         self._locks.pop(upload_id, None)
 
     async def push_monolithic(self, repo: str, digest: Digest, body: Body, content_length: int | None) -> None:
@@ -284,7 +287,11 @@ class RegistryService:
                 {"expected": str(digest), "actual": str(actual)},
             )
         await self.blobs.commit_upload(upload_id, digest)
-        await self.meta.commit_blob(repo, digest, size, None, self._present(digest))
+        try:
+            await self.meta.commit_blob(repo, digest, size, None, self._present(digest))
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.blobs.discard_upload(upload_id)
 
     def _present(self, digest: Digest) -> Callable[[], bool]:
         return lambda: self.blobs.contains(digest)

@@ -1,7 +1,10 @@
 """SqliteDatabase: one SQLite file shared by the stores that live in it (metadata, IAM, keys, audit).
 
 Threading: sqlite3 connections are tied to their thread and ``trio.to_thread`` may run each call on a
-different worker thread, so every worker thread gets its own connection (``threading.local``). Writes go
+different worker thread, so every worker thread gets its own connection (``threading.local``). trio's idle
+worker threads exit after a while and new ones start under the next burst: the connections of threads that
+have exited are closed whenever a new one is opened, so their number (file descriptors, page caches) stays
+bounded by the live threads instead of growing with every burst (the load soak found that). Writes go
 through a CapacityLimiter of 1 (a single writer in this process) and ``BEGIN IMMEDIATE`` with a busy
 timeout, so CLI commands running beside the server queue instead of failing.
 
@@ -38,7 +41,8 @@ class SqliteDatabase:
         self.path = path
         self._local = threading.local()
         self._inline = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: dict[threading.Thread, sqlite3.Connection] = {}
+        self._inline_conns: list[sqlite3.Connection] = []  # one per event-loop thread (read_inline)
         self._conns_lock = threading.Lock()
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(8)
@@ -50,8 +54,16 @@ class SqliteDatabase:
             conn = schema.connect(self.path)
             self._local.conn = conn
             with self._conns_lock:
-                self._conns.append(conn)
+                dead = [self._conns.pop(t) for t in list(self._conns) if not t.is_alive()]
+                self._conns[threading.current_thread()] = conn
+            for stale in dead:  # their threads have exited: nothing can be using them
+                stale.close()
         return conn
+
+    def connection_count(self) -> int:
+        """Connections open now (one per worker thread that has used the database and may still)."""
+        with self._conns_lock:
+            return len(self._conns)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in a worker thread (autocommit reads see the latest commit).
@@ -77,7 +89,7 @@ class SqliteDatabase:
                 conn = schema.connect(self.path, busy_timeout_ms=0)
                 self._inline.conn = conn
                 with self._conns_lock:
-                    self._conns.append(conn)
+                    self._inline_conns.append(conn)
             return fn(conn)
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc):
@@ -121,7 +133,9 @@ class SqliteDatabase:
 
     async def aclose(self) -> None:
         with self._conns_lock:
-            conns, self._conns = self._conns, []
+            conns, self._conns = list(self._conns.values()), {}
+            conns += self._inline_conns
+            self._inline_conns = []
         for conn in conns:
             conn.close()
 

@@ -86,14 +86,23 @@ async def test_missing_or_short_upload_data(store: BlobStore) -> None:
         await store.open_upload("u5", 3, None)
 
 
-async def test_commit_existing_content_discards_upload(store: BlobStore) -> None:
-    for upload_id in ("a1", "a2"):
+async def test_commit_keeps_upload_data_until_discarded(store: BlobStore) -> None:
+    for upload_id in ("a1", "a2"):  # the second finds the content already there
         writer = await store.open_upload(upload_id, 0, None)
         writer.write(b"same")
         await writer.aclose()
         await store.commit_upload(upload_id, Digest.of(b"same"))
     assert [d async for d in store.walk()] == [Digest.of(b"same")]
+    # Until the metadata commits (then the service discards them) a crash must leave the sessions finishable.
+    assert sorted(await store.upload_ids_older_than(time.time() + 60)) == ["a1", "a2"]
+    resumed = await store.open_upload("a1", 4, None)
+    resumed.write(b" and more")
+    await resumed.aclose()
+    assert await _read_all(store, Digest.of(b"same")) == b"same"  # never written through
+    for upload_id in ("a1", "a2"):
+        await store.discard_upload(upload_id)
     assert await store.upload_ids_older_than(time.time() + 60) == []
+    assert await _read_all(store, Digest.of(b"same")) == b"same"
 
 
 async def test_discard_and_delete(store: BlobStore) -> None:
