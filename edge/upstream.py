@@ -165,7 +165,8 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-        await trio.to_thread.run_sync(self.blocking.close)
+        with trio.CancelScope(shield=True):  # quick, and needed even when the edge is being cancelled
+            await trio.to_thread.run_sync(self.blocking.close)
         if self.auth is not None:
             await self.auth.fetcher.aclose()
 
