@@ -36,7 +36,7 @@ from registry.oci.digest import Digest
 
 UNKNOWN = diskcache.core.UNKNOWN
 MODE_BINARY = diskcache.core.MODE_BINARY
-READ_CHUNK = 1024 * 1024
+READ_CHUNK = 2 * 1024 * 1024  # a warm GET: 1 MiB → 2 MiB cut the edge's CPU-s per GiB by ~20 % (docs/edge.md)
 
 
 class UnsafeCacheData(Exception):

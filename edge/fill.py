@@ -21,10 +21,10 @@ import os
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
-import httpx
 import trio
 
 from edge.blobcache import DiskBlobCache
+from edge.fetch import OversizedBody
 from edge.index import SqliteEdgeIndex
 from edge.metrics import EdgeMetrics
 from edge.upstream import Upstream, UpstreamUnavailable, relayed_error
@@ -33,9 +33,7 @@ from registry.oci.digest import Digest, Hasher, new_hasher
 
 log = logging.getLogger("edge.fill")
 
-READ_CHUNK = 1024 * 1024
-FLUSH_BYTES = 1024 * 1024
-WRITE_QUEUE = 4  # pieces received but not yet written: bounds the fill's memory to ~5 MiB
+READ_CHUNK = 1024 * 1024  # what a client's stream reads from the temp file at a time
 
 
 class FillState(enum.Enum):
@@ -49,25 +47,10 @@ class FillFailed(Exception):
     """The fill ended without verified content after a client's response had started."""
 
 
-def first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first non-group exception in ``group`` (nurseries wrap a task's exception in a group)."""
-    leaf: BaseException = group
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = leaf.exceptions[0]
-    return leaf
-
-
 def _open_temp(path: Path) -> tuple[int, int]:
     """A new temp file: (write descriptor, read descriptor)."""
     write_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     return write_fd, os.open(path, os.O_RDONLY)
-
-
-def _write_all(fd: int, data: bytes, hasher: Hasher) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    hasher.update(data)
 
 
 class Fill:
@@ -156,12 +139,11 @@ class Fill:
         write_fd: int | None = None
         try:
             path = f"/v2/{self.repo}/blobs/{self.digest}"
-            async with self._upstream.stream(path, headers={"Accept-Encoding": "identity"}) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    self.error = relayed_error(response.status_code, response.content, e.BLOB_UNKNOWN)
+            async with self._upstream.fetch(path, headers={"Accept-Encoding": "identity"}) as body:
+                if body.status_code != 200:
+                    self.error = relayed_error(body.status_code, await body.read_error(), e.BLOB_UNKNOWN)
                     return
-                length = response.headers.get("content-length")
+                length = body.headers.get("content-length")
                 self.size = int(length) if length and length.isdigit() else None
                 if self.size is not None and self._cache.reserve(self.size):
                     reserved = self.size
@@ -171,7 +153,8 @@ class Fill:
                 write_fd, self._read_fd = fds
                 self.state = FillState.RUNNING
                 self.ready.set()
-                hasher = await self._copy(response, fds[0])
+                hasher = new_hasher(self.digest.algorithm)
+                self._advance(await body.copy_into(fds[0], hasher, self.size, self._advance))
             await self._verify(hasher)
             self._notify()
             if reserved:
@@ -183,8 +166,8 @@ class Fill:
         except UpstreamUnavailable as exc:
             log.warning("fill of %s from %s failed: %s", self.digest, self.repo, exc)
             self.error = exc
-        except FillFailed as exc:
-            log.warning("%s", exc)
+        except (FillFailed, OversizedBody) as exc:
+            log.warning("fill of %s from %s failed: %s", self.digest, self.repo, exc)
         except Exception:
             log.exception("fill of %s from %s failed", self.digest, self.repo)
             self.error = e.RegistryError(e.UNKNOWN)
@@ -204,39 +187,12 @@ class Fill:
             self._notify()
             self.detach()
 
-    async def _copy(self, response: httpx.Response, fd: int) -> Hasher:
-        """Receive the body and, overlapped with it, write and hash it in a worker thread (bounded queue)."""
-        hasher = new_hasher(self.digest.algorithm)
-        pieces_in, pieces_out = trio.open_memory_channel[bytes](WRITE_QUEUE)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._write, pieces_out, fd, hasher)
-                async with pieces_in:
-                    received = pending_bytes = 0
-                    pending: list[bytes] = []
-                    async for chunk in response.aiter_raw():
-                        self._metrics.upstream_bytes += len(chunk)
-                        received += len(chunk)
-                        if self.size is not None and received > self.size:
-                            raise FillFailed(f"upstream sent more than the {self.size} bytes of {self.digest}")
-                        pending.append(chunk)
-                        pending_bytes += len(chunk)
-                        if pending_bytes >= FLUSH_BYTES:
-                            await pieces_in.send(b"".join(pending))
-                            pending.clear()
-                            pending_bytes = 0
-                    if pending:
-                        await pieces_in.send(b"".join(pending))
-        except BaseExceptionGroup as group:
-            raise first_leaf(group) from None
-        return hasher
-
-    async def _write(self, pieces: trio.MemoryReceiveChannel[bytes], fd: int, hasher: Hasher) -> None:
-        async with pieces:
-            async for data in pieces:
-                await trio.to_thread.run_sync(_write_all, fd, data, hasher)
-                self.written += len(data)
-                self._notify()
+    def _advance(self, total: int) -> None:
+        """``total`` bytes are written (called on the event loop by the fetch thread's progress reports)."""
+        if total > self.written:
+            self._metrics.upstream_bytes += total - self.written
+            self.written = total
+            self._notify()
 
     async def _verify(self, hasher: Hasher) -> None:
         if self.size is not None and self.written != self.size:

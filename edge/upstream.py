@@ -8,7 +8,8 @@ Authentication (``edge.upstreamauth``): the edge's own requests go through the B
 or with the configured identity credential. In passthrough mode a request made on behalf of a client carries
 that client's authorization instead: the route sets :data:`CLIENT_AUTHORIZATION` (a context variable) before it
 calls the services, and every upstream request made in that task — and in the fills it starts, which inherit
-the context — sends it. Docker Hub: single-component repository names get ``library/``.
+the context — sends it. Blob bodies are fetched by a second, blocking client in worker threads (``edge.fetch``),
+with the same auth flow, redirects, timeouts and limits. Docker Hub: single-component repository names get ``library/``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import trio
 
+from edge.fetch import UpstreamBody, open_blocking_client, send_get
 from edge.metrics import EdgeMetrics
 from edge.settings import EdgeSettings, read_secret
 from edge.upstreamauth import BearerChallengeAuth, TokenFetcher, TokenUnavailable
@@ -38,6 +41,7 @@ MANIFEST_ACCEPT = ", ".join(
 )
 CLIENT_AUTHORIZATION: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_authorization", default=None)
 _SINGLE_COMPONENT = re.compile(r"^/v2/(?P<name>[^/]+)/(?P<rest>(?:manifests|blobs|tags|referrers)/.*)$")
+FETCH_THREADS = 64  # blob bodies received at once (worker threads; further fills wait for one)
 _KNOWN_CODES = {(v.code, v.status): v for v in vars(e).values() if isinstance(v, e.ErrorCode)}
 
 
@@ -83,12 +87,15 @@ class Upstream:
     def __init__(
         self,
         client: httpx.AsyncClient,
+        blocking: httpx.Client,
         metrics: EdgeMetrics,
         metadata_timeout: httpx.Timeout,
         auth: BearerChallengeAuth | None = None,
         docker_hub: bool = False,
     ) -> None:
         self.client = client
+        self.blocking = blocking  # blob bodies, in worker threads (edge.fetch)
+        self.fetch_limiter = trio.CapacityLimiter(FETCH_THREADS)
         self.metrics = metrics
         self.metadata_timeout = metadata_timeout
         self.auth = auth
@@ -132,8 +139,9 @@ class Upstream:
             raise UpstreamUnavailable(str(exc)) from None
 
     @asynccontextmanager
-    async def stream(self, path: str, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:
-        """``GET path`` with the body left on the wire; the caller counts ``upstream_bytes``.
+    async def fetch(self, path: str, headers: dict[str, str] | None = None) -> AsyncIterator[UpstreamBody]:
+        """``GET path`` by the blocking client in a worker thread (``edge.fetch``), the body left on the wire;
+        the caller counts ``upstream_bytes``. The response is closed on exit.
 
         Raises:
             UpstreamUnavailable: transport error or timeout (before the headers or while the caller reads the
@@ -142,8 +150,14 @@ class Upstream:
         self.metrics.upstream_requests += 1
         path, headers = self._prepare(path, headers)
         try:
-            async with self.client.stream("GET", path, headers=headers) as response:
-                yield self._check(response)
+            body = await send_get(self.blocking, path, headers, self.fetch_limiter)
+            try:
+                if is_unavailable_status(body.status_code):
+                    raise UpstreamUnavailable(f"HTTP {body.status_code}")
+                yield body
+            finally:
+                with trio.CancelScope(shield=True):
+                    await body.aclose()
         except httpx.TransportError as exc:
             raise UpstreamUnavailable(f"{type(exc).__name__}: {exc}") from None
         except TokenUnavailable as exc:
@@ -151,6 +165,8 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        with trio.CancelScope(shield=True):  # quick, and needed even when the edge is being cancelled
+            await trio.to_thread.run_sync(self.blocking.close)
         if self.auth is not None:
             await self.auth.fetcher.aclose()
 
@@ -158,7 +174,8 @@ class Upstream:
 @asynccontextmanager
 async def open_upstream(settings: EdgeSettings, metrics: EdgeMetrics, **client_args: Any) -> AsyncIterator[Upstream]:
     """An :class:`Upstream` for ``settings.upstream``; ``client_args`` go to ``httpx.AsyncClient`` (tests pass
-    ``transport=httpx.MockTransport(...)``)."""
+    ``transport=httpx.MockTransport(...)``); the blocking client for blob bodies gets the same ``transport``
+    (bridged to the event loop) and ``event_hooks``."""
     timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
     metadata_timeout = httpx.Timeout(settings.metadata_timeout, connect=settings.connect_timeout)
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=32)
@@ -170,7 +187,15 @@ async def open_upstream(settings: EdgeSettings, metrics: EdgeMetrics, **client_a
     client = httpx.AsyncClient(
         base_url=settings.upstream_url, timeout=timeout, limits=limits, follow_redirects=True, auth=auth, **client_args
     )
-    upstream = Upstream(client, metrics, metadata_timeout, auth, settings.docker_hub)
+    blocking = open_blocking_client(
+        base_url=settings.upstream_url,
+        timeout=timeout,
+        limits=limits,
+        auth=auth,
+        transport=client_args.get("transport"),
+        event_hooks=client_args.get("event_hooks"),
+    )
+    upstream = Upstream(client, blocking, metrics, metadata_timeout, auth, settings.docker_hub)
     try:
         yield upstream
     finally:

@@ -4,7 +4,9 @@
   or with Basic credentials. It has its own small client, so the flow never re-enters the upstream client.
 * :class:`BearerChallengeAuth` sends a request; on ``401`` with a ``Bearer`` challenge it fetches a token for
   the challenged ``realm``/``service``/``scope`` (with the configured credentials, or anonymously) and retries
-  once. Tokens are cached per scope until shortly before they expire, and sent pre-emptively next time.
+  once. Tokens are cached per scope until shortly before they expire, and sent pre-emptively next time. The
+  same flow serves the blocking client that receives blob bodies in a worker thread (``edge.fetch``): there
+  the token cache is used on the event loop through ``trio.from_thread``.
   A request that already carries ``Authorization`` (a client's own, in passthrough mode) is sent as it is.
 * Redirects (blob storage) are followed by httpx inside this flow; httpx drops ``Authorization`` when a redirect
   leaves the origin, so a token never reaches a third-party host.
@@ -135,8 +137,46 @@ class BearerChallengeAuth(httpx.Auth):
                 self.tokens.clear()
         self.tokens[scope] = issued
 
+    def _challenge(self, response: httpx.Response) -> dict[str, str] | None:
+        """The parameters of a ``401`` Bearer challenge with a realm, else None."""
+        scheme, params = parse_challenge(response.headers.get("www-authenticate", ""))
+        if response.status_code != 401 or scheme != "bearer" or not params.get("realm"):
+            return None
+        return params
+
+    async def _answer(self, params: dict[str, str], key: str | None, rejected: bool) -> str:
+        """A token for a challenge (``rejected``: the token just sent was refused). Raises TokenRefused,
+        TokenUnavailable."""
+        self.realm, self.service = params["realm"], params.get("service", "")
+        scope = params.get("scope") or key or ""
+        if rejected:  # the cached token was not good enough
+            self.tokens.pop(scope, None)
+        token = await self.token_for(self.realm, self.service, scope)
+        if key and key != scope and scope in self.tokens:
+            self.remember(key, self.tokens[scope])
+        return token
+
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("BearerChallengeAuth works with httpx.AsyncClient only")
+        """The same flow for the blocking client of ``edge.fetch``, which runs in a worker thread started by
+        ``trio.to_thread``: the token cache is read and filled on the event loop (``trio.from_thread``), so it
+        is only ever touched there."""
+        if "authorization" in request.headers:  # a client's own credential (passthrough): not ours to replace
+            yield request
+            return
+        key = pull_scope_for_path(request.url.path)
+        token = trio.from_thread.run_sync(self.cached, key) if key else None
+        if token is not None:
+            request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        params = self._challenge(response)
+        if params is None:
+            return
+        try:
+            token = trio.from_thread.run(self._answer, params, key, token is not None)
+        except TokenRefused:
+            return  # the 401 stands
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if "authorization" in request.headers:  # a client's own credential (passthrough): not ours to replace
@@ -147,18 +187,12 @@ class BearerChallengeAuth(httpx.Auth):
         if token is not None:
             request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
-        scheme, params = parse_challenge(response.headers.get("www-authenticate", ""))
-        if response.status_code != 401 or scheme != "bearer" or not params.get("realm"):
+        params = self._challenge(response)
+        if params is None:
             return
-        self.realm, self.service = params["realm"], params.get("service", "")
-        scope = params.get("scope") or key or ""
-        if token is not None:  # the cached token was not good enough
-            self.tokens.pop(scope, None)
         try:
-            token = await self.token_for(self.realm, self.service, scope)
+            token = await self._answer(params, key, token is not None)
         except TokenRefused:
             return  # the 401 stands
-        if key and key != scope and scope in self.tokens:
-            self.remember(key, self.tokens[scope])
         request.headers["Authorization"] = f"Bearer {token}"
         yield request
