@@ -1,5 +1,5 @@
 """Fuzz counters: every generated case a fuzz test sends or checks is counted, and the totals are printed at
-the end of the run (``fuzz cases tried: …``) for docs/reliability-faults-fuzz.md."""
+the end of the run (``fuzz cases tried: …``) for docs/reliability.md."""
 
 from __future__ import annotations
 
