@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +17,58 @@ import trio
 from edge.api.context import EdgeContext
 from edge.api.routes import EdgeAsgi
 from edge.authz import EdgeAuthorizer
-from edge.blobcache import open_blob_cache
+from edge.blobcache import DiskBlobCache, open_blob_cache
 from edge.blobs import EdgeBlobs
-from edge.index import open_edge_index
+from edge.index import SqliteEdgeIndex, open_edge_index
 from edge.manifestcache import ManifestCache
 from edge.metrics import EdgeMetrics
 from edge.prefetch import Prefetcher
 from edge.primaryapi import open_primary_api
 from edge.pullstats import PullReporter
 from edge.push import PushRelay
-from edge.settings import EdgeSettings
+from edge.settings import EdgeSettings, ExtraUpstream
 from edge.subscription import CURSOR_FILE, CursorFile, FeedSubscriber
-from edge.upstream import open_upstream
+from edge.upstream import Upstream, open_upstream
+
+
+def _caches(
+    settings: EdgeSettings,
+    upstream: Upstream,
+    index: SqliteEdgeIndex,
+    cache: DiskBlobCache,
+    metrics: EdgeMetrics,
+    nursery: trio.Nursery,
+    clock: Callable[[], float],
+) -> tuple[EdgeBlobs, ManifestCache]:
+    """The blob and manifest services of one upstream (``index`` already scoped to it)."""
+    blobs = EdgeBlobs(cache=cache, index=index, upstream=upstream, metrics=metrics, nursery=nursery, clock=clock)
+    manifests = ManifestCache(
+        index=index,
+        upstream=upstream,
+        metrics=metrics,
+        policy=settings.freshness(),
+        clock=clock,
+        max_bytes=settings.manifest_max_bytes,
+    )
+    return blobs, manifests
+
+
+async def _open_extra(
+    stack: AsyncExitStack,
+    settings: EdgeSettings,
+    extra: ExtraUpstream,
+    parts: tuple[SqliteEdgeIndex, DiskBlobCache, EdgeMetrics, trio.Nursery, Callable[[], float]],
+    **upstream_args: Any,
+) -> EdgeContext:
+    """The context of a further upstream: its own client, index namespace and single-flight map; the blob cache
+    and counters are shared; no client authorization (auth_mode none), pull reports or pushes."""
+    index, cache, metrics, nursery, clock = parts
+    one = extra.settings(settings)
+    upstream = await stack.enter_async_context(open_upstream(one, metrics, **upstream_args))
+    scoped = index.scoped(one.upstream_id)
+    blobs, manifests = _caches(one, upstream, scoped, cache, metrics, nursery, clock)
+    push = PushRelay(upstream, scoped, one.upstream_url)
+    return EdgeContext(one, blobs, manifests, upstream, cache, metrics, one.names(), push)
 
 
 @asynccontextmanager
@@ -49,19 +89,12 @@ async def open_edge(
             async with (
                 open_upstream(settings, metrics, **upstream_args) as upstream,
                 open_primary_api(settings, **upstream_args) as primary,
+                AsyncExitStack() as stack,
                 trio.open_nursery() as nursery,
             ):
-                blobs = EdgeBlobs(
-                    cache=cache, index=index, upstream=upstream, metrics=metrics, nursery=nursery, clock=clock
-                )
-                manifests = ManifestCache(
-                    index=index,
-                    upstream=upstream,
-                    metrics=metrics,
-                    policy=settings.freshness(),
-                    clock=clock,
-                    max_bytes=settings.manifest_max_bytes,
-                )
+                blobs, manifests = _caches(settings, upstream, index, cache, metrics, nursery, clock)
+                parts = (index, cache, metrics, nursery, clock)
+                extras = [await _open_extra(stack, settings, x, parts, **upstream_args) for x in settings.upstreams]
                 authz = EdgeAuthorizer(settings, upstream)
                 push = PushRelay(upstream, index, settings.upstream_url)
                 pulls = None
@@ -82,7 +115,7 @@ async def open_edge(
                 ctx = EdgeContext(
                     settings, blobs, manifests, upstream, cache, metrics, settings.names(), push, authz, pulls
                 )
-                yield EdgeAsgi(ctx)
+                yield EdgeAsgi(ctx, extras)
                 nursery.cancel_scope.cancel()
         finally:
             index.close()

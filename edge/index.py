@@ -7,6 +7,10 @@ confirmed tag → digest mappings. One SQLite file, ``<cache_dir>/edge.db`` (WAL
     pull_policies(repo, policy, seen_at)              the upstream's last manifest answer for ``repo`` named a
                                                       pull policy (``X-Registry-Pull-Policy``)
 
+``repo`` is the repository name for the default upstream and ``@<upstream id>/<name>`` for a further upstream
+(:meth:`SqliteEdgeIndex.scoped`; ``@`` is not allowed in repository names), so the same name on two upstreams
+never shares links, tags or policies. Manifests are keyed by digest alone (content-addressed), as are blobs.
+
 Bounded: :meth:`SqliteEdgeIndex.prune` keeps at most ``IndexLimits`` rows per table, dropping the oldest
 (``confirmed_at``/``stored_at``/``checked_at``/``seen_at``; ``pull_policies`` shares the ``tags`` limit). Dropping
 is always safe: a dropped link or tag is asked of the upstream again, a dropped manifest is fetched again; a
@@ -18,6 +22,7 @@ used from worker threads one call at a time (a lock), so every call is ``trio.to
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -97,6 +102,17 @@ class SqliteEdgeIndex:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._scope = ""
+
+    def scoped(self, upstream_id: str) -> SqliteEdgeIndex:
+        """This index (same connection) with repositories in the namespace of the further upstream ``upstream_id``;
+        closing stays with the unscoped index."""
+        view = copy.copy(self)
+        view._scope = f"@{upstream_id}/"
+        return view
+
+    def _key(self, repo: str) -> str:
+        return self._scope + repo
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:
@@ -111,27 +127,29 @@ class SqliteEdgeIndex:
     async def link(self, repo: str, digest: Digest, now: float) -> None:
         await self._execute(
             "INSERT INTO links VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET confirmed_at = excluded.confirmed_at",
-            (repo, str(digest), now),
+            (self._key(repo), str(digest), now),
         )
 
     async def is_linked(self, repo: str, digest: Digest) -> bool:
-        rows = await self._execute("SELECT 1 FROM links WHERE repo = ? AND digest = ?", (repo, str(digest)))
+        rows = await self._execute("SELECT 1 FROM links WHERE repo = ? AND digest = ?", (self._key(repo), str(digest)))
         return bool(rows)
 
     async def confirmed_at(self, repo: str, digest: Digest) -> float | None:
         """When the upstream last confirmed that ``repo`` links ``digest`` (None: not linked)."""
-        rows = await self._execute("SELECT confirmed_at FROM links WHERE repo = ? AND digest = ?", (repo, str(digest)))
+        rows = await self._execute(
+            "SELECT confirmed_at FROM links WHERE repo = ? AND digest = ?", (self._key(repo), str(digest))
+        )
         return float(rows[0][0]) if rows else None
 
     async def set_pull_policy(self, repo: str, policy: str | None, now: float) -> None:
         """Remember (or, with None, forget) the pull policy the upstream named for ``repo``."""
         if policy is None:
-            await self._execute("DELETE FROM pull_policies WHERE repo = ?", (repo,))
+            await self._execute("DELETE FROM pull_policies WHERE repo = ?", (self._key(repo),))
         else:
-            await self._execute("INSERT OR REPLACE INTO pull_policies VALUES (?, ?, ?)", (repo, policy, now))
+            await self._execute("INSERT OR REPLACE INTO pull_policies VALUES (?, ?, ?)", (self._key(repo), policy, now))
 
     async def pull_policy(self, repo: str) -> str | None:
-        rows = await self._execute("SELECT policy FROM pull_policies WHERE repo = ?", (repo,))
+        rows = await self._execute("SELECT policy FROM pull_policies WHERE repo = ?", (self._key(repo),))
         return str(rows[0][0]) if rows else None
 
     async def put_manifest(self, manifest: StoredManifest, now: float) -> None:
@@ -149,19 +167,19 @@ class SqliteEdgeIndex:
     async def set_tag(self, repo: str, tag: str, entry: TagEntry) -> None:
         await self._execute(
             "INSERT OR REPLACE INTO tags VALUES (?, ?, ?, ?, ?)",
-            (repo, tag, str(entry.digest), entry.media_type, entry.checked_at),
+            (self._key(repo), tag, str(entry.digest), entry.media_type, entry.checked_at),
         )
 
     async def get_tag(self, repo: str, tag: str) -> TagEntry | None:
         rows = await self._execute(
-            "SELECT digest, media_type, checked_at FROM tags WHERE repo = ? AND tag = ?", (repo, tag)
+            "SELECT digest, media_type, checked_at FROM tags WHERE repo = ? AND tag = ?", (self._key(repo), tag)
         )
         if not rows:
             return None
         return TagEntry(Digest.parse(rows[0][0]), str(rows[0][1]), float(rows[0][2]))
 
     async def drop_tag(self, repo: str, tag: str) -> None:
-        await self._execute("DELETE FROM tags WHERE repo = ? AND tag = ?", (repo, tag))
+        await self._execute("DELETE FROM tags WHERE repo = ? AND tag = ?", (self._key(repo), tag))
 
     async def prune(self, limits: IndexLimits) -> int:
         """Drop the oldest rows beyond ``limits``; the number of rows dropped."""

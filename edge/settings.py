@@ -27,6 +27,37 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class ExtraUpstream:
+    """One ``[[upstreams]]`` table: a further registry this edge caches beside the default ``upstream``.
+
+    Chosen by ``?ns=`` or by a path prefix ``/v2/<name>/<repo>/...`` (``name`` one of :meth:`EdgeSettings.names`
+    of :meth:`settings`); its repositories live in their own namespace of the edge's index.
+    """
+
+    url: str
+    names: tuple[str, ...] = ()
+    # The edge's credential for this upstream (Bearer token flow or Basic); empty: anonymous.
+    username: str = ""
+    password_file: str = ""
+
+    def settings(self, base: EdgeSettings) -> EdgeSettings:
+        """``base`` with this upstream as its (only) upstream: what ``open_upstream`` and the caches take."""
+        return dataclasses.replace(
+            base,
+            upstream=self.url,
+            upstream_names=self.names,
+            identity_username=self.username,
+            identity_password_file=self.password_file,
+            auth_mode="none",
+            subscribe_namespaces=(),
+            upstreams=(),
+        )
+
+
+_EXTRA_KEYS = {f.name for f in dataclasses.fields(ExtraUpstream)}
+
+
+@dataclass(frozen=True)
 class EdgeSettings:
     listen: str = "127.0.0.1:5001"
     # The registry this edge caches (scheme://host[:port]); required.
@@ -87,6 +118,9 @@ class EdgeSettings:
     # Subscriptions (docs/edge.md "Subscriptions"): namespaces whose pushes on the primary are prefetched
     # into this edge, read from the primary's event feed with the identity credential.
     subscribe_namespaces: tuple[str, ...] = ()
+    # Further upstreams (``[[upstreams]]`` tables in the file; docs/edge.md "Several upstreams"); needs
+    # auth_mode = "none": client authorization is decided against the default upstream only.
+    upstreams: tuple[ExtraUpstream, ...] = ()
 
     def freshness(self) -> FreshnessPolicy:
         return FreshnessPolicy(
@@ -122,6 +156,11 @@ class EdgeSettings:
         hub = {"docker.io"} if self.docker_hub else set()
         return frozenset({urlsplit(self.upstream).netloc, *self.upstream_names, *hub})
 
+    @property
+    def upstream_id(self) -> str:
+        """The upstream's canonical host[:port] (Docker Hub: ``docker.io``): its namespace in the edge's index."""
+        return "docker.io" if self.docker_hub else urlsplit(self.upstream).netloc
+
 
 def parse_listen(value: str) -> tuple[str, int]:
     """``HOST:PORT`` or ``[V6]:PORT`` → (host, port).
@@ -135,7 +174,22 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _extra_upstream(index: int, value: Any) -> ExtraUpstream:
+    key = f"upstreams[{index}]"
+    if isinstance(value, ExtraUpstream):
+        return value
+    if not isinstance(value, dict):
+        raise SettingsError(f"{key}: expected a table, got {value!r}")
+    unknown = set(value) - _EXTRA_KEYS
+    if unknown:
+        raise SettingsError(f"{key}: unknown key {sorted(unknown)[0]} (known: {', '.join(sorted(_EXTRA_KEYS))})")
+    hints = get_type_hints(ExtraUpstream)
+    return ExtraUpstream(**{k: _coerce(f"{key}.{k}", hints[k], v) for k, v in value.items()})
+
+
 def _coerce(key: str, hint: Any, value: Any) -> Any:
+    if key == "upstreams" and isinstance(value, list | tuple):
+        return tuple(_extra_upstream(i, v) for i, v in enumerate(value))
     if hint is bool and isinstance(value, bool):
         return value
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
@@ -174,6 +228,7 @@ def _validate(settings: EdgeSettings) -> EdgeSettings:
     for ns in settings.subscribe_namespaces:
         if not ns or "/" in ns:
             raise SettingsError(f"subscribe_namespaces: {ns!r} is not a namespace (one path component)")
+    _validate_upstreams(settings)
     for key in ("identity_password_file", "client_header_value_file"):
         path = getattr(settings, key)
         if path and not Path(path).is_file():
@@ -181,6 +236,35 @@ def _validate(settings: EdgeSettings) -> EdgeSettings:
         if path and not read_secret(path):
             raise SettingsError(f"{key}: {path} is empty")
     return settings
+
+
+def _validate_upstreams(settings: EdgeSettings) -> None:
+    if settings.upstreams and settings.auth_mode != "none":
+        raise SettingsError(
+            f'upstreams: further upstreams need auth_mode = "none" (got {settings.auth_mode!r}); '
+            'passthrough and identity decide against the default upstream only (docs/edge.md "Several upstreams")'
+        )
+    seen: dict[str, str] = {name: "upstream" for name in settings.names()}
+    ids = {settings.upstream_id}
+    for i, extra in enumerate(settings.upstreams):
+        key = f"upstreams[{i}]"
+        parts = urlsplit(extra.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SettingsError(f"{key}.url: expected http(s)://host[:port], got {extra.url!r}")
+        if bool(extra.username) != bool(extra.password_file):
+            raise SettingsError(f"{key}: username and password_file must be set together")
+        if extra.password_file and not (Path(extra.password_file).is_file() and read_secret(extra.password_file)):
+            raise SettingsError(f"{key}.password_file: {extra.password_file} is not a readable, non-empty file")
+        one = extra.settings(settings)
+        if one.upstream_id in ids:
+            raise SettingsError(f"{key}: {one.upstream_id} is already configured as an upstream")
+        ids.add(one.upstream_id)
+        for name in one.names():
+            if not name or "/" in name:
+                raise SettingsError(f"{key}.names: {name!r} is not a registry host name")
+            if name in seen:
+                raise SettingsError(f"{key}.names: {name!r} already means {seen[name]}")
+            seen[name] = key
 
 
 def read_secret(path: str) -> str:

@@ -1,7 +1,11 @@
 """The edge's raw-ASGI entry point: the /v2 pull routes, ``ns`` mapping, ``/edge/*``, and one error renderer.
 
-* ``?ns=<registry host>`` (containerd's mirror requests) must name the upstream (``EdgeContext.names``);
-  anything else is answered 404 at once, without asking anyone, so containerd falls back to the next host.
+* ``?ns=<registry host>`` (containerd's mirror requests) must name an upstream (``EdgeContext.names`` of the
+  default context or of a further upstream's); anything else is answered 404 at once, without asking anyone, so
+  containerd falls back to the next host.
+* Without ``ns``, a GET/HEAD ``/v2/<name>/<repo>/...`` whose first component is such a name (podman/CRI-O
+  mirrors, which send no ``ns``) goes to that upstream as ``/v2/<repo>/...``; anything else to the default one.
+  Pushes go to the default upstream only.
 * Every /v2 request is decided by ``EdgeContext.authz`` (``edge.authz``) after routing, cache hits included; the
   upstream requests made for it carry what the decision returned (``edge.upstream.CLIENT_AUTHORIZATION``).
 * GET and HEAD are served from the cache; uploads and every write method are relayed to the upstream
@@ -87,8 +91,29 @@ def match(path: str) -> tuple[Handler, dict[str, str]]:
 class EdgeAsgi:
     """The ASGI application of an edge node."""
 
-    def __init__(self, ctx: EdgeContext) -> None:
+    def __init__(self, ctx: EdgeContext, extras: list[EdgeContext] | None = None) -> None:
         self.ctx = ctx
+        self.by_name = {name: ctx for ctx in [ctx, *(extras or [])] for name in ctx.names}
+
+    def _select(self, req: Request) -> EdgeContext:
+        """The context of the upstream ``req`` is for, ``req.path`` stripped of a path prefix.
+
+        Raises:
+            RegistryError: 404 ``NAME_UNKNOWN`` for an ``ns`` no upstream answers to.
+        """
+        ns = req.arg("ns")
+        if ns is not None:
+            found = self.by_name.get(ns)
+            if found is None:
+                self.ctx.metrics.unknown_ns += 1
+                raise e.RegistryError(e.NAME_UNKNOWN, f"this edge does not mirror {ns[:200]!r}")
+            return found
+        first, sep, rest = req.path.removeprefix("/v2/").partition("/")
+        found = self.by_name.get(first) if sep and req.method in ("GET", "HEAD") else None
+        if found is not None and any(p.fullmatch(f"/v2/{rest}") for p, _ in ROUTES[1:]):
+            req.path = f"/v2/{rest}"
+            return found
+        return self.ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -124,26 +149,25 @@ class EdgeAsgi:
         edge_handler = EDGE_ROUTES.get(req.path)
         if edge_handler is not None:
             return await edge_handler(self.ctx, req)
-        ns = req.arg("ns")
-        if ns is not None and ns not in self.ctx.names:
-            self.ctx.metrics.unknown_ns += 1
-            raise e.RegistryError(e.NAME_UNKNOWN, f"this edge does not mirror {ns[:200]!r}")
+        ctx = self._select(req)
         if is_push(req.method, req.path):
+            if ctx is not self.ctx:
+                raise e.RegistryError(e.UNSUPPORTED, "pushes go to the default upstream only")
             return await self.ctx.push.relay(req)
         if req.method not in ("GET", "HEAD"):
             raise e.RegistryError(e.UNSUPPORTED)
         handler, req.params = match(req.path)
-        if self.ctx.authz is None:
-            return await handler(self.ctx, req)
-        header_name = self.ctx.settings.client_header_name.lower()
+        if ctx.authz is None:  # tests of the caching layers; further upstreams (auth_mode none)
+            return await handler(ctx, req)
+        header_name = ctx.settings.client_header_name.lower()
         client_header = req.header(header_name) if header_name else None
         # Every request is decided, cache hits included (edge.authz); upstream requests made for it (and the
         # fills it starts, which copy this context) carry the client's authorization.
         repo = req.params.get("name")
-        upstream_auth = await self.ctx.authz.authorize(req.header("authorization"), client_header, repo)
+        upstream_auth = await ctx.authz.authorize(req.header("authorization"), client_header, repo)
         reset = CLIENT_AUTHORIZATION.set(upstream_auth)
         try:
-            return await handler(self.ctx, req)
+            return await handler(ctx, req)
         finally:
             CLIENT_AUTHORIZATION.reset(reset)
 
