@@ -31,8 +31,15 @@ def _settings(args: argparse.Namespace) -> EdgeSettings:
         "client_header_value_file": args.client_header_value_file,
         "subscribe_namespaces": tuple(args.subscribe_namespace) if args.subscribe_namespace else None,
         "pull_report_interval": args.pull_report_interval,
+        "upstreams": [_extra_upstream(value) for value in args.extra_upstream] if args.extra_upstream else None,
     }
     return load_settings(args.config, overrides)
+
+
+def _extra_upstream(value: str) -> dict[str, object]:
+    """``URL[=NAME,NAME...]`` → an ``[[upstreams]]`` table."""
+    url, _, names = value.partition("=")
+    return {"url": url, "names": [name for name in names.split(",") if name]}
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -95,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--upstream-name",
         action="append",
         help="a registry host name (as in image references) that means the upstream in containerd's ?ns=; repeatable",
+    )
+    serve.add_argument(
+        "--extra-upstream",
+        action="append",
+        metavar="URL[=NAME,...]",
+        help="a further upstream (anonymous), added to the config file's [[upstreams]]; repeatable",
     )
     serve.add_argument("--tag-ttl", type=float, help="seconds a tag is served without revalidation (default 60)")
     serve.add_argument(

@@ -273,7 +273,8 @@ def read_secret(path: str) -> str:
 
 
 def load_settings(path: str | Path | None, overrides: dict[str, Any] | None = None) -> EdgeSettings:
-    """Defaults, overlaid by the TOML file at ``path`` (if any), overlaid by ``overrides`` (None values skipped).
+    """Defaults, overlaid by the TOML file at ``path`` (if any), overlaid by ``overrides`` (None values skipped;
+    ``upstreams`` in ``overrides`` are added to the file's).
 
     Raises:
         SettingsError: unknown key, wrong type, unreadable file or an invalid combination.
@@ -284,7 +285,10 @@ def load_settings(path: str | Path | None, overrides: dict[str, Any] | None = No
             data.update(tomllib.loads(Path(path).read_text()))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"{path}: {exc}") from None
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "upstreams" in overrides:  # the command line's further upstreams add to the file's
+        overrides["upstreams"] = [*data.get("upstreams", []), *overrides["upstreams"]]
+    data.update(overrides)
     hints = get_type_hints(EdgeSettings)
     known = {f.name for f in dataclasses.fields(EdgeSettings)}
     changes: dict[str, Any] = {}

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge.cli import _settings, build_parser
 from edge.settings import SettingsError, load_settings
 from tests.edge.conftest import EdgeFactory
 from tests.edge.ocipush import push_blob, push_manifest, sha256, unique_repo
@@ -130,3 +131,17 @@ def test_docker_hub_extra_upstream_names(tmp_path: Path) -> None:
     assert hub.upstream_url == "https://registry-1.docker.io"
     assert hub.upstream_id == "docker.io"
     assert "docker.io" in hub.names()
+
+
+def test_extra_upstream_flag_adds_to_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text('[[upstreams]]\nurl = "https://ghcr.io"\n')
+    argv = ["serve", "--config", str(config), "--upstream", "http://127.0.0.1:5000"]
+    extra = ["--extra-upstream", "http://127.0.0.1:6000=b.example,c.example", "--extra-upstream", "https://quay.io"]
+    args = build_parser().parse_args([*argv, *extra])
+    settings = _settings(args)
+    assert [(x.url, x.names) for x in settings.upstreams] == [
+        ("https://ghcr.io", ()),
+        ("http://127.0.0.1:6000", ("b.example", "c.example")),
+        ("https://quay.io", ()),
+    ]
