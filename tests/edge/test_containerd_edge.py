@@ -86,3 +86,31 @@ def test_ctr_falls_back_when_the_edge_does_not_mirror_the_registry(
     stats = edge.stats()
     assert stats["unknown_ns"] >= 1, "containerd names the registry in ?ns=, which this edge does not mirror"
     assert stats["upstream_requests"] == 0 and stats["misses"] == 0
+
+
+def test_ctr_pulls_the_same_repository_from_two_upstreams_through_one_edge(
+    containerd: Containerd,  # noqa: F811 - the imported fixture
+    make_edge: EdgeFactory,
+    tmp_path: Path,
+) -> None:
+    """One edge, two primaries (``[[upstreams]]``), one ``hosts.toml`` per registry host: containerd's ``ns``
+    selects the upstream, and the same repository name yields each primary's own image."""
+    repo = unique_repo("ctr-multi")
+    first = build_image(tmp_path / "first", text="from the first primary\n", tag="v1")
+    second = build_image(tmp_path / "second", text="from the second primary\n", tag="v1")
+    with RegistryProcess(tmp_path / "p1") as one, RegistryProcess(tmp_path / "p2") as two:
+        push_image(one.url, repo, first, "v1")
+        push_image(two.url, repo, second, "v1")
+        config = tmp_path / "edge.toml"
+        config.write_text(f'[[upstreams]]\nurl = "{two.url}"\n')
+        edge = make_edge(one.url, "--config", str(config))
+        hosts_dir = write_hosts_toml(tmp_path / "certs.d", one, edge)
+        write_hosts_toml(hosts_dir, two, edge)
+        for primary in (one, two):
+            ref = f"{primary.host}/{repo}:v1"
+            containerd.ctr("images", "pull", "--hosts-dir", str(hosts_dir), "--snapshotter", SNAPSHOTTER, ref)
+        listed = containerd.ctr("images", "ls").stdout
+        assert first.manifest_digest in listed and second.manifest_digest in listed
+        texts = containerd.snapshot_file("hello.txt")
+        assert b"from the first primary\n" in texts and b"from the second primary\n" in texts
+        assert edge.stats()["misses"] == 2 * (1 + len(first.layers)), "every config and layer came through the edge"
