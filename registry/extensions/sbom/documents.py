@@ -18,7 +18,6 @@ from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 from spdx_tools.spdx.model.actor import Actor, ActorType
 from spdx_tools.spdx.model.document import CreationInfo, Document
@@ -111,6 +110,10 @@ def cyclonedx(subject: str, digest: str, platform: str, result: dict[str, Any]) 
         components.append(component)
     bom.register_dependency(root, components)
     text = JsonV1Dot6(bom).output_as_string(indent=None)
+    # Imported here: the JSON-schema stack (jsonschema → rfc3987_syntax builds a grammar at import) costs
+    # seconds, and every `registry` command imports this module through the CLI's parser.
+    from cyclonedx.validation.json import JsonStrictValidator
+
     error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
     if error is not None:
         raise InvalidDocument(f"CycloneDX: {error}")
