@@ -36,7 +36,12 @@ OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
 def admin_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, tuple[str, str]]]:
     data: Path = tmp_path_factory.mktemp("schemathesis") / "data"
     with RegistryProcess(
-        data, "--auth", "token", env={**CHEAP_ARGON2, "REGISTRY__AUTH__FAILED_LOGIN_LIMIT": "100000"}
+        data, "--auth", "token", env={
+            **CHEAP_ARGON2,
+            "REGISTRY__AUTH__FAILED_LOGIN_LIMIT": "100000",
+            # GET /events long-polls up to `wait` seconds (clamped to this): keep each fuzz case short.
+            "REGISTRY__EVENTS__FEED_MAX_WAIT_SECONDS": "1",
+        },
     ) as proc:
         stored = json.loads((data / "admin-credential.json").read_text())
         LOGS.append(proc.log_path)
