@@ -87,6 +87,8 @@ class ChildServer:
         return self.proc.returncode
 
     def __enter__(self) -> Self:
+        if self.proc is not None and self.proc.poll() is None:  # `with X.start(timeout=...)`: already running
+            return self
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
