@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from config.settings import Settings
 
 ENV_PREFIX = "REGISTRY__"
+MAX_WORKERS = 64
 
 
 class ConfigError(ValueError):
@@ -186,6 +187,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"log.format: expected text or json, got {settings.log.format!r}")
     if server.keep_alive_timeout <= 0 or server.graceful_timeout < 0:
         raise ConfigError("server.keep_alive_timeout must be > 0 and server.graceful_timeout >= 0")
+    if not 1 <= server.workers <= MAX_WORKERS:
+        raise ConfigError(f"server.workers: must be between 1 and {MAX_WORKERS}, got {server.workers}")
     events = settings.events
     if events.retention_days < 0 or events.retention_max_rows < 0 or events.feed_max_wait_seconds < 1:
         raise ConfigError("events: retention_days and retention_max_rows must be >= 0, feed_max_wait_seconds >= 1")

@@ -21,6 +21,8 @@ class ServerSettings:
     tls_key: str = ""
     keep_alive_timeout: float = 5.0
     graceful_timeout: float = 30.0
+    # Worker processes sharing the listening socket (registry/workers.py); 1 = one process, no supervisor.
+    workers: int = 1
 
 
 @dataclass(frozen=True)

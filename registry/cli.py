@@ -31,18 +31,24 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides.setdefault("server", {})["tls_key"] = args.tls_key
     if getattr(args, "data", None):
         overrides.setdefault("storage", {})["root"] = args.data
+    if getattr(args, "workers", None) is not None:
+        overrides.setdefault("server", {})["workers"] = args.workers
     if getattr(args, "auth", None):
         overrides.setdefault("auth", {})["mode"] = args.auth
     return load_settings(args.config, overrides=overrides)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from registry.server import serve
-
     settings = _settings(args)
     from registry.logs import setup_logging
 
     setup_logging(settings.log.level, settings.log.format)
+    if settings.server.workers > 1:
+        from registry.workers import exec_supervisor
+
+        return exec_supervisor(settings)
+    from registry.server import serve
+
     trio.run(serve, settings)
     return 0
 
@@ -92,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-url", help="externally visible scheme://host[:port]")
     serve.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes sharing the listening socket (default 1; e.g. one per core)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     config = sub.add_parser("config", help="configuration tools")

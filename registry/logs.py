@@ -1,18 +1,21 @@
 """Log setup for the primary: ``log.format = "text"`` (human) or ``"json"`` (one JSON object per line).
 
 JSON lines are shaped by :class:`registry.oci.jsonlog.JsonLineFormatter` (shared with the edge) and carry the
-``request_id`` of the request being served (from :data:`registry.metrics.request_id`). Access lines (logger
+``request_id`` of the request being served (:data:`request_id`, set by registry.metrics' wrapper). Access lines (logger
 ``registry.access``) are built from a fixed list of hypercorn's atoms, never from request headers, so
 ``Authorization`` and cookies cannot reach the log.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 
-from registry.metrics import request_id
 from registry.oci.jsonlog import JsonLineFormatter
+
+# The request id of the request being served (set by registry.metrics' wrapper), for every log line.
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
 def current_request_id() -> str | None:

@@ -1,8 +1,12 @@
 """Prometheus metrics for the primary, served at ``GET /metrics`` by an ASGI wrapper around the whole app.
 
 Each app gets its own ``CollectorRegistry`` (never the process-global one), so several apps can run in one process
-(tests). Route labels are the route *templates* (``/v2/{name}/blobs/{digest}``), never raw paths, so the label
-set stays bounded; unknown paths count as ``other``.
+(tests). Under ``server.workers`` > 1 (registry/workers.py) the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``:
+every worker's values live in files there and ``/metrics`` answers the sum over all workers (prometheus_client's
+multiprocess mode; in-flight requests summed over live workers, the last GC success as the maximum).
+
+Route labels are the route *templates* (``/v2/{name}/blobs/{digest}``), never raw paths, so the label set
+stays bounded; unknown paths count as ``other``.
 
 ``/metrics`` needs no authentication: it carries counts, never names, digests or credentials. Expose the port
 only inside the cluster (see docs/deploy.md).
@@ -10,22 +14,25 @@ only inside the cluster (see docs/deploy.md).
 
 from __future__ import annotations
 
-import contextvars
 import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from registry.api.http import Message, Receive, Scope, Send
 from registry.api.routes import ROUTES, TOKEN_ROUTES, ASGIApp
 from registry.gc.collector import GcRun
+from registry.logs import request_id
 
 REQUEST_ID_HEADER = b"x-request-id"
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set by the server.workers supervisor (registry/workers.py)
 _FIXED = {"/healthz", "/readyz", "/metrics", *TOKEN_ROUTES}
 _GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -84,7 +91,14 @@ class HttpMetrics:
         )
         self.bytes_in = Counter(f"{prefix}_http_received_bytes", "Request body bytes received", ["route"], registry=reg)
         self.bytes_out = Counter(f"{prefix}_http_sent_bytes", "Response body bytes sent", ["route"], registry=reg)
-        self.in_flight = Gauge(f"{prefix}_http_requests_in_flight", "Requests being served", registry=reg)
+        self.in_flight = Gauge(
+            f"{prefix}_http_requests_in_flight", "Requests being served", registry=reg, multiprocess_mode="livesum"
+        )
+        # What /metrics answers: this registry, or the sum over every worker process's files.
+        self.exposed = reg
+        if MULTIPROC_ENV in os.environ:
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed)  # type: ignore[no-untyped-call]
 
 
 class RegistryMetrics(HttpMetrics):
@@ -96,8 +110,9 @@ class RegistryMetrics(HttpMetrics):
         self.auth = Counter(
             "registry_auth_outcomes", "Authentication outcomes seen in answers", ["outcome"], registry=self.registry
         )
-        sessions = Gauge("registry_upload_sessions", "Upload sessions in progress", registry=self.registry)
-        sessions.set_function(lambda: float(_count_entries(uploads_dir)))
+        self.registry.register(_UploadSessions(uploads_dir))
+        if self.exposed is not self.registry:
+            self.exposed.register(_UploadSessions(uploads_dir))
         reg = self.registry
         self.gc_runs = Counter("registry_gc_runs", "Garbage collections run by this process", ["result"], registry=reg)
         self.gc_deleted = Counter(
@@ -111,6 +126,7 @@ class RegistryMetrics(HttpMetrics):
             "registry_gc_last_success_timestamp_seconds",
             "Unix time the last successful (not dry-run) garbage collection ended; 0 before the first",
             registry=reg,
+            multiprocess_mode="max",
         )
         for result in ("success", "failure", "dry_run"):
             self.gc_runs.labels(result)
@@ -137,6 +153,19 @@ class RegistryMetrics(HttpMetrics):
         outcome = auth_outcome(route, status)
         if outcome is not None:
             self.auth.labels(outcome).inc()
+
+
+class _UploadSessions(Collector):
+    """``registry_upload_sessions``: entries of the uploads directory, counted at scrape time (shared by all
+    worker processes, so never summed)."""
+
+    def __init__(self, uploads_dir: Path) -> None:
+        self.uploads_dir = uploads_dir
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "registry_upload_sessions", "Upload sessions in progress", value=float(_count_entries(self.uploads_dir))
+        )
 
 
 def _count_entries(path: Path) -> int:
@@ -209,7 +238,7 @@ def instrument(
 
 
 async def _send_metrics(metrics: HttpMetrics, send: Send, head: bool) -> None:
-    body = generate_latest(metrics.registry)
+    body = generate_latest(metrics.exposed)
     headers = [(b"content-type", CONTENT_TYPE_LATEST.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})

@@ -6,52 +6,26 @@ import logging
 import os
 import signal
 import ssl
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, cast
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.config import Sockets
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
 
 from config import Settings
-from config.loader import parse_listen
 from registry.app import Registry, open_registry
 from registry.connguard import install as guard_connections
+from registry.listen import ListenConfig, hypercorn_config, log_listening
 from registry.metrics import instrument_registry
+from registry.storage.outbox_window import SqliteOutboxWindow
 
 log = logging.getLogger("registry")
 
 
-class _Config(HypercornConfig):
-    """Keeps the SSLContext hypercorn creates, so certificates can be reloaded in place."""
-
-    ssl_context: ssl.SSLContext | None = None
-
-    def create_ssl_context(self) -> ssl.SSLContext | None:
-        self.ssl_context = super().create_ssl_context()
-        return self.ssl_context
-
-
-def hypercorn_config(settings: Settings) -> _Config:
-    server = settings.server
-    host, port = parse_listen(server.listen)
-    config = _Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    # hypercorn's HTTP/2 on the trio worker crashed under load: offer HTTP/1.1 only.
-    config.alpn_protocols = ["http/1.1"]
-    config.h2_max_concurrent_streams = 1
-    config.keep_alive_timeout = server.keep_alive_timeout
-    config.graceful_timeout = server.graceful_timeout
-    config.accesslog = logging.getLogger("registry.access") if settings.log.access_log else None
-    config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
-    config.errorlog = logging.getLogger("hypercorn.error")
-    if server.tls_cert:
-        config.certfile = server.tls_cert
-        config.keyfile = server.tls_key
-    return config
-
-
-async def _reload_certificates(config: _Config, cert: str, key: str, interval: float = 5.0) -> None:
+async def _reload_certificates(config: ListenConfig, cert: str, key: str, interval: float = 5.0) -> None:
     """Reload the certificate chain into the live SSLContext when either file changes."""
 
     def mtimes() -> tuple[float, float]:
@@ -77,37 +51,73 @@ async def _wait_for_signal() -> None:
             return
 
 
-async def _drain(registry: Registry) -> None:
-    """hypercorn's shutdown trigger: on SIGTERM/SIGINT end the event-feed streams, then let hypercorn drain."""
-    await _wait_for_signal()
+async def _drain(registry: Registry, trigger: Callable[[], Awaitable[None]]) -> None:
+    """hypercorn's shutdown trigger: once ``trigger`` returns (SIGTERM/SIGINT by default), end the event-feed
+    streams, then let hypercorn drain."""
+    await trigger()
     registry.commits.close()
 
 
 async def serve(settings: Settings, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the registry until SIGTERM/SIGINT (or cancellation). ``task_status`` receives the bound URLs."""
+    await serve_worker(settings, task_status=task_status)
+
+
+async def serve_worker(
+    settings: Settings,
+    *,
+    sockets: Sockets | None = None,
+    leader: bool = True,
+    shutdown: Callable[[], Awaitable[None]] = _wait_for_signal,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve on ``sockets`` (bound from ``server.listen`` when None) until ``shutdown`` returns.
+
+    One process of ``server.workers`` (registry/workers.py) gets the supervisor's sockets; only the
+    ``leader`` runs the background jobs (event relay, upload purge, GC, retention, audit checkpoints,
+    extension loops); every process flushes its own blob-usage times. With sockets from a supervisor,
+    commits of the other processes wake this one's event-feed long polls (:func:`_watch_commits`).
+    """
     config = hypercorn_config(settings)
     guard_connections()
     async with open_registry(settings) as registry, trio.open_nursery() as background:
-        await background.start(registry.relay.serve)
-        await background.start(registry.serve_upload_purge)
-        await background.start(registry.maintenance.serve_maintenance)
-        for loop in registry.background:
-            await background.start(loop)
+        await background.start(registry.maintenance.serve_maintenance, leader)
+        if leader:
+            await background.start(registry.relay.serve)
+            await background.start(registry.serve_upload_purge)
+            for loop in registry.background:
+                await background.start(loop)
+        if sockets is not None:
+            background.start_soon(_watch_commits, registry)
         if settings.server.tls_cert:
             background.start_soon(_reload_certificates, config, settings.server.tls_cert, settings.server.tls_key)
         app, metrics = instrument_registry(registry.asgi, registry.blobs.uploads)
         registry.maintenance.collector.observers.append(metrics.observe_gc)
+        wrapped = wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi")
         async with trio.open_nursery() as server:
-            binds = await server.start(
-                partial(hypercorn_serve, cast(Any, app), config, shutdown_trigger=partial(_drain, registry))
-            )
-            for bind in binds:
-                if settings.auth.mode == "none":
-                    log.warning(
-                        "AUTHENTICATION IS DISABLED (--auth none): anyone who can reach %s can push, pull and delete",
-                        bind,
-                    )
-                log.info("registry listening on %s (data: %s)", bind, os.path.abspath(settings.storage.root))
+            trigger = partial(_drain, registry, shutdown)
+            serving = partial(worker_serve, wrapped, config, sockets=sockets, shutdown_trigger=trigger)
+            binds = await server.start(serving)
+            if sockets is None:
+                for bind in binds:
+                    log_listening(settings, bind)
             task_status.started(binds)
         # hypercorn returned after a graceful shutdown: stop the background loops too.
         background.cancel_scope.cancel()
+
+
+async def _watch_commits(registry: Registry, interval: float = 0.25) -> None:
+    """Another process's commits: wake this one's long polls (and relay) when the outbox grows."""
+    window = SqliteOutboxWindow(registry.meta.db)
+    seen = await window.head_inline()
+    while True:
+        await trio.sleep(interval)
+        try:
+            head = await window.head_inline()
+        except Exception:
+            log.exception("reading the outbox head failed")
+            continue
+        if head != seen:
+            seen = head
+            registry.relay.notify()
+            registry.commits.notify()

@@ -121,10 +121,17 @@ class Maintenance:
                 log.exception("outbox pruning failed")
             await trio.sleep(interval)
 
-    async def serve_maintenance(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve_maintenance(
+        self, leader: bool = True, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Every process flushes its blob-usage times; only the ``leader`` (the one process, or worker 0 of
+        ``server.workers``) runs GC, retention, audit checkpoints and outbox pruning."""
         usage = self.collector.service.usage
         async with trio.open_nursery() as nursery:
             await nursery.start(usage.serve_flush, self.meta.record_usage, self.settings.gc.usage_flush_seconds)
+            if not leader:
+                task_status.started()
+                return
             await nursery.start(self.serve_gc)
             await nursery.start(self.serve_retention)
             await nursery.start(self.serve_checkpoints)

@@ -24,6 +24,7 @@ the event loop from the page cache with kernel readahead one piece ahead (see ``
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -36,6 +37,7 @@ from registry.oci.errors import RegistryError
 from registry.storage.faults import os_fault
 
 READ_CHUNK = 1024 * 1024
+LOCK_POLL_SECONDS = 0.01
 
 
 def _storage_error(exc: OSError) -> RegistryError:
@@ -248,6 +250,27 @@ class FilesystemBlobStore:
             await trio.to_thread.run_sync(commit)
         except OSError as exc:
             raise _storage_error(exc) from exc
+
+    @asynccontextmanager
+    async def lock_upload(self, upload_id: str) -> AsyncIterator[None]:
+        """Hold an exclusive advisory lock (``flock``) on the upload's data file, so requests for one upload
+        in several worker processes run one at a time. Data that is gone is not locked (opening it then
+        fails as usual)."""
+        try:
+            fd = os.open(self._upload_path(upload_id), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            yield
+            return
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await trio.sleep(LOCK_POLL_SECONDS)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     async def discard_upload(self, upload_id: str) -> None:
         with suppress(FileNotFoundError):

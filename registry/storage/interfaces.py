@@ -64,6 +64,9 @@ class BlobStore(Protocol):
         :meth:`discard_upload`; if the content already exists nothing is written. Reopening an upload with
         :meth:`open_upload` afterwards never writes through into the committed content."""
 
+    def lock_upload(self, upload_id: str) -> AbstractAsyncContextManager[None]:
+        """An exclusive lock on one upload that holds across processes (``server.workers``)."""
+
     async def discard_upload(self, upload_id: str) -> None: ...
 
     async def delete(self, digest: Digest) -> None: ...

@@ -81,6 +81,10 @@ class SqliteOutboxWindow:
     async def head(self) -> int:
         return await self.db.read(head)
 
+    async def head_inline(self) -> int:
+        """:meth:`head` as a point read on the event loop (polled by every worker process)."""
+        return await self.db.read_inline(head)
+
     async def pruned_through(self) -> int:
         return await self.db.read(pruned_through)
 

@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import trio
@@ -112,8 +113,11 @@ class RegistryService:
             raise e.RegistryError(e.BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id[:100]})
         return session
 
-    def _lock(self, upload_id: str) -> trio.Lock:
-        return self._locks.setdefault(upload_id, trio.Lock())
+    @asynccontextmanager
+    async def _lock(self, upload_id: str) -> AsyncIterator[None]:
+        """One request at a time per upload: in this process, then across worker processes."""
+        async with self._locks.setdefault(upload_id, trio.Lock()), self.blobs.lock_upload(upload_id):
+            yield
 
     async def _open_writer(self, session: UploadSession) -> UploadWriter:
         cached = self._hashers.get(session.id)

@@ -136,3 +136,27 @@ def test_filesystem_layout(tmp_path: Path) -> None:
     d = Digest.of(b"z")
     assert store.blob_path(d) == tmp_path / "blobs" / "sha256" / d.encoded[:2] / d.encoded
     assert os.path.isdir(tmp_path / "uploads")
+
+
+async def test_upload_lock_excludes_a_second_store_on_the_same_root(tmp_path: Path, store: BlobStore) -> None:
+    """Two stores on one root stand for two worker processes (``server.workers``): while one holds an upload's
+    lock the other waits; a missing upload is not an error (opening it fails later, as usual)."""
+    import trio
+
+    other = type(store)(tmp_path)
+    writer = await store.open_upload("u-lock", 0, None)
+    await writer.aclose()
+    order: list[str] = []
+
+    async def second() -> None:
+        async with other.lock_upload("u-lock"):
+            order.append("second")
+
+    async with trio.open_nursery() as nursery:
+        async with store.lock_upload("u-lock"):
+            nursery.start_soon(second)
+            await trio.sleep(0.2)
+            order.append("first released")
+    assert order == ["first released", "second"]
+    async with store.lock_upload("never-created"):
+        pass

@@ -14,7 +14,6 @@ from typing import Any
 import trio
 
 from registry.extensions.publish import GENERATED_BY, attach_referrer
-from registry.extensions.sbom import documents
 from registry.extensions.sbom.index import SbomIndex, SbomRow
 from registry.extensions.sbom.types import CYCLONEDX, IMAGE_CONFIGS, PLATFORM_ANNOTATION, SBOM_TYPES, SPDX
 from registry.oci import mediatypes as mt
@@ -97,6 +96,10 @@ class SbomGenerator:
             log.warning("sbom %s@%s: %s", repo, record.digest, note)
         subject = Descriptor(record.media_type, record.digest, record.size)
         annotations = {"org.opencontainers.image.created": _now(), PLATFORM_ANNOTATION: platform}
+        # Imported here: cyclonedx and spdx-tools (with beartype, numpy) cost each server process ~30 MiB and
+        # ~0.5 s at start, and only SBOM generation needs them.
+        from registry.extensions.sbom import documents
+
         cdx = documents.cyclonedx(repo, str(record.digest), platform, result)
         spdx = documents.spdx(repo, str(record.digest), platform, result)
         cdx_digest = await attach_referrer(self.service, repo, subject, CYCLONEDX, cdx, CYCLONEDX, annotations)
