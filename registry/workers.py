@@ -97,7 +97,10 @@ def supervise(settings: Settings) -> int:
     listening = [*sockets.secure_sockets, *sockets.insecure_sockets]
     for sock in listening:
         sock.listen(config.backlog)
-    metrics_dir = tempfile.mkdtemp(prefix="registry-metrics-")
+    try:
+        metrics_dir = tempfile.mkdtemp(prefix="registry-metrics-")
+    except OSError:  # a read-only root filesystem without a writable TMPDIR: use the data directory
+        metrics_dir = tempfile.mkdtemp(prefix=".metrics-", dir=settings.storage.root)
     os.environ[MULTIPROC_ENV] = metrics_dir  # inherited by the workers; read when they import prometheus_client
     binds = [
         f"{scheme}://{repr_socket_addr(sock.family, sock.getsockname())}"
@@ -145,9 +148,8 @@ class _Supervisor:
         self.stopping = signal.Signals(signum).name
 
     def _start(self, index: int) -> None:
-        process = self.context.Process(
-            target=_worker_main, args=(self.settings, self.sockets, index, self.ready), name=f"registry-worker-{index}"
-        )
+        args = (self.settings, self.sockets, index, self.ready, os.getpid())
+        process = self.context.Process(target=_worker_main, args=args, name=f"registry-worker-{index}")
         process.start()
         self.workers[index] = process
         log.info("worker %d started (pid %s)", index, process.pid)
@@ -207,7 +209,8 @@ class _Supervisor:
                 log.error("worker pid %s did not stop in time: killing it", process.pid)
                 process.kill()
                 process.join()
-            if process.exitcode != 0:
+            # -SIGTERM: our SIGTERM arrived before the worker could handle it (it had served nothing yet).
+            if process.exitcode not in (0, -signal.SIGTERM):
                 code = 1
         return code
 
@@ -220,24 +223,30 @@ def _mark_dead(pid: int | None) -> None:
     multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def _worker_main(settings: Settings, sockets: Sockets, index: int, ready: SimpleQueue[int]) -> None:
-    """Entry point of a worker process (spawned: imports everything afresh)."""
+def _worker_main(settings: Settings, sockets: Sockets, index: int, ready: SimpleQueue[int], parent: int) -> None:
+    """Entry point of a worker process (spawned: imports everything afresh). ``parent``: the supervisor's pid."""
+    # Until the app serves, a SIGTERM only marks the stop; the worker then starts serving and drains at once
+    # (so a stop during start-up is still a clean exit). Ctrl-C in a terminal reaches the whole process group:
+    # the supervisor relays it as SIGTERM.
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from registry.logs import setup_logging
     from registry.server import serve_worker
 
     setup_logging(settings.log.level, settings.log.format)
-    # Ctrl-C in a terminal reaches the whole process group: the supervisor relays it as SIGTERM.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
 
     async def shutdown() -> None:
         with trio.open_signal_receiver(signal.SIGTERM) as signals:
-            while os.getppid() == parent:
+            while not stop and os.getppid() == parent:
                 with trio.move_on_after(PARENT_CHECK_SECONDS):
                     async for _ in signals:
                         log.info("worker %d: draining connections", index)
                         return
-            log.error("worker %d: the supervisor (pid %d) is gone: draining connections", index, parent)
+            if stop:
+                log.info("worker %d: draining connections", index)
+            else:
+                log.error("worker %d: the supervisor (pid %d) is gone: draining connections", index, parent)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
