@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench import clients
 from bench.payloads import Blob, write_blob
-from bench.plan import GIB, MIB, SIDES, Plan, alternate, human
+from bench.plan import GIB, MIB, SIDES, Plan, alternate, human, record_as
 from bench.results import Results
 from bench.servers import Meter, Server
 
@@ -43,13 +43,15 @@ def concurrent_gets(plan: Plan, work: Path, results: Results) -> None:
     blob = write_blob(work / "concurrent.bin", size, seed=1000)
     name = f"{clients_n} concurrent GETs of {human(size)}"
     for round_no in range(plan.rounds):
-        for who in alternate(round_no):
-            with SIDES[who](work / f"w3-{who}-{round_no}") as server:
+        for side in alternate(round_no, ("ours", "theirs", "ours-workers")):
+            with SIDES[side](work / f"w3-{side}-{round_no}") as server:
                 clients.upload(server.url, "bench/concurrent", blob)
                 with Meter(server.pid) as meter:
                     seconds = clients.parallel_downloads(server.url, "bench/concurrent", blob.digest, clients_n)
-            results.add("concurrent", f"{name}, aggregate", "MB/s", "higher", who, clients_n * size / seconds / 1e6)
-            results.add("concurrent", f"{name}, peak RSS", "MiB", "lower", who, meter.peak_rss / MIB)
+            for who, suffix in record_as(side):
+                rate = clients_n * size / seconds / 1e6
+                results.add("concurrent", f"{name}, aggregate{suffix}", "MB/s", "higher", who, rate)
+                results.add("concurrent", f"{name}, peak RSS{suffix}", "MiB", "lower", who, meter.peak_rss / MIB)
     blob.path.unlink()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench import clients
 from bench.payloads import Image, big_image, many_layer_image
-from bench.plan import SIDES, Plan, alternate, human
+from bench.plan import SIDES, Plan, alternate, human, record_as
 from bench.results import Results
 from tests.imagebuild import OCI_MANIFEST, build_image
 
@@ -42,13 +42,14 @@ def manifest_rate(plan: Plan, work: Path, results: Results) -> None:
     image = build_image(work / "manifest-layout", tag="v1")
     n, c = plan.manifest_requests, plan.manifest_concurrency
     for round_no in range(plan.rounds):
-        for who in alternate(round_no):
-            with SIDES[who](work / f"w4-{who}-{round_no}") as server:
+        for side in alternate(round_no, ("ours", "theirs", "ours-workers")):
+            with SIDES[side](work / f"w4-{side}-{round_no}") as server:
                 clients.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", image.ref,
                              f"docker://{server.host}/bench/manifest:v1"])
                 url = f"{server.url}/v2/bench/manifest/manifests/v1"
                 for method in ("GET", "HEAD"):
                     rate = clients.hey(url, method, n, c, OCI_MANIFEST)
-                    results.add("manifest", f"manifest {method} by tag ({c} connections)", "req/s", "higher", who,
-                                rate)
+                    for who, suffix in record_as(side):
+                        results.add("manifest", f"manifest {method} by tag ({c} connections){suffix}", "req/s",
+                                    "higher", who, rate)
     shutil.rmtree(image.layout or work / "manifest-layout", ignore_errors=True)

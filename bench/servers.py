@@ -111,11 +111,13 @@ def distribution(work: Path, *, proxy: str | None = None, access_log: Path | Non
 
 
 @contextmanager
-def ours(work: Path) -> Iterator[Server]:
-    """``registry serve --auth none`` on a free port with a fresh data directory under ``work``."""
+def ours(work: Path, workers: int = 1) -> Iterator[Server]:
+    """``registry serve --auth none [--workers N]`` on a free port with a fresh data directory under ``work``
+    (the meter then counts the supervisor and every worker process)."""
     try:
         # A generous start timeout: on a loaded shared machine the imports alone can take tens of seconds.
-        proc = RegistryProcess(work / "data").start(timeout=START_TIMEOUT)
+        args = ["--workers", str(workers)] if workers > 1 else []
+        proc = RegistryProcess(work / "data", *args).start(timeout=START_TIMEOUT)
         try:
             yield Server("ours", proc.url, proc.pid)
         finally:
