@@ -152,11 +152,10 @@ async def test_upload_lock_excludes_a_second_store_on_the_same_root(tmp_path: Pa
         async with other.lock_upload("u-lock"):
             order.append("second")
 
-    async with trio.open_nursery() as nursery:
-        async with store.lock_upload("u-lock"):
-            nursery.start_soon(second)
-            await trio.sleep(0.2)
-            order.append("first released")
+    async with trio.open_nursery() as nursery, store.lock_upload("u-lock"):
+        nursery.start_soon(second)
+        await trio.sleep(0.2)
+        order.append("first released")
     assert order == ["first released", "second"]
     async with store.lock_upload("never-created"):
         pass

@@ -28,6 +28,7 @@ from tests.api.conftest import CHEAP_ARGON2, admin
 from tests.edge.ocipush import sha256
 from tests.imagebuild import OCI_MANIFEST, BuiltImage, build_image
 from tests.serverproc import BIN, RegistryProcess
+from tests.slowupload import SlowUpload
 
 T = TypeVar("T")
 _STARTED = re.compile(r"worker (\d+) started \(pid (\d+)\)")
@@ -305,31 +306,10 @@ CHUNKS = 40
 
 def test_sigterm_drains_an_upload_then_stops_every_process(tmp_path: Path) -> None:
     env = {"REGISTRY__SERVER__GRACEFUL_TIMEOUT": "60"}
-    data = CHUNK * CHUNKS
-    digest = sha256(data)
-    halfway = threading.Event()
-    result: dict[str, object] = {}
-
-    def slow_body() -> Iterator[bytes]:
-        for index in range(CHUNKS):
-            if index == CHUNKS // 2:
-                halfway.set()
-            time.sleep(0.1)
-            yield CHUNK
-
     with Pool(RegistryProcess(tmp_path / "data", "--workers", "2", env=env), 2) as pool:
         pids = set(pool.workers().values())
-
-        def upload() -> None:
-            try:
-                url = f"{pool.url}/v2/workers/drain/blobs/uploads/?digest={digest}"
-                result["status"] = httpx.post(url, content=slow_body(), timeout=60).status_code
-            except Exception as exc:  # reported by the assertion below
-                result["error"] = repr(exc)
-
-        uploader = threading.Thread(target=upload)
-        uploader.start()
-        assert halfway.wait(30)
+        upload = SlowUpload(pool.url, "workers/drain", CHUNK, CHUNKS).start()
+        assert upload.halfway.wait(30)
         assert pool.proc.proc is not None
         pool.proc.proc.send_signal(signal.SIGTERM)
 
@@ -341,14 +321,14 @@ def test_sigterm_drains_an_upload_then_stops_every_process(tmp_path: Path) -> No
             return False
 
         wait_for(refused, 1.5, "new connections to be refused while the upload drains")
-        assert uploader.is_alive(), "the upload ended before the listening socket closed: nothing was drained"
-        uploader.join(60)
-        assert result == {"status": 201}
+        assert upload.thread.is_alive(), "the upload ended before the listening socket closed: nothing was drained"
+        upload.thread.join(60)
+        assert upload.result == {"status": 201}
         assert pool.proc.proc.wait(60) == 0
         wait_for(lambda: not any(alive(pid) for pid in pids), 5, f"workers {pids} to exit")
         assert "restarting" not in pool.proc.log_text()  # workers that drain on SIGTERM are not restarted
     with RegistryProcess(tmp_path / "data") as again:  # the drained upload was committed
-        assert httpx.head(f"{again.url}/v2/workers/drain/blobs/{digest}", timeout=10).status_code == 200
+        assert httpx.head(f"{again.url}/v2/workers/drain/blobs/{upload.digest}", timeout=10).status_code == 200
 
 
 def test_workers_exit_when_the_supervisor_is_killed(fresh_pool: Pool) -> None:
