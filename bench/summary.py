@@ -69,10 +69,14 @@ def summary(results: Results) -> str:
     """The targets table: every metric a target applies to, our and the other side's median, the measured
     ratio (or our value) and whether the target is met."""
     meta = results.meta
+    reruns = "".join(
+        f"; workloads {', '.join(r['workloads'])} rerun {r['date']} (load average {r['load_before']} before)"
+        for r in meta.get("reruns", [])
+    )
     lines = [
         f"Targets against CNCF Distribution {meta.get('distribution', '?')}, from `bench/results/results.json` "
         f"(run {meta.get('date', '?')}, {meta.get('cpus', '?')} CPUs, {meta.get('rounds', '?')} rounds, load average "
-        f"{meta.get('load_before', '?')} before; medians; full tables and what bounds each gap in "
+        f"{meta.get('load_before', '?')} before{reruns}; medians; full tables and what bounds each gap in "
         "[docs/performance.md](docs/performance.md)):",
         "",
         "| target | metric | ours | other | unit | measured | met |",
