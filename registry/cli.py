@@ -47,9 +47,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from registry.workers import exec_supervisor
 
         return exec_supervisor(settings)
+    from registry.listen import ListenError, bind, hypercorn_config
     from registry.server import serve
 
-    trio.run(serve, settings)
+    try:
+        sockets = bind(hypercorn_config(settings), settings.server.listen)
+    except ListenError as exc:
+        log.critical("%s", exc)
+        return 1
+    trio.run(serve, settings, sockets)
     return 0
 
 

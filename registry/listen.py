@@ -11,6 +11,7 @@ import os
 import ssl
 
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
 
 from config import Settings
 from config.loader import parse_listen
@@ -54,3 +55,19 @@ def log_listening(settings: Settings, bind: str) -> None:
             "AUTHENTICATION IS DISABLED (--auth none): anyone who can reach %s can push, pull and delete", bind
         )
     log.info("registry listening on %s (data: %s)", bind, os.path.abspath(settings.storage.root))
+
+
+class ListenError(Exception):
+    """The listening address cannot be bound (in use, not local, no permission)."""
+
+
+def bind(config: HypercornConfig, listen: str) -> Sockets:
+    """Bind and listen on ``config``'s addresses before anything else starts, so a port in use is one clear
+    message (``ListenError``) rather than a traceback from inside the server."""
+    try:
+        sockets = config.create_sockets()
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
+    for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+        sock.listen(config.backlog)
+    return sockets

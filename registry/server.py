@@ -58,9 +58,15 @@ async def _drain(registry: Registry, trigger: Callable[[], Awaitable[None]]) -> 
     registry.commits.close()
 
 
-async def serve(settings: Settings, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run the registry until SIGTERM/SIGINT (or cancellation). ``task_status`` receives the bound URLs."""
-    await serve_worker(settings, task_status=task_status)
+async def serve(
+    settings: Settings,
+    sockets: Sockets | None = None,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the registry in this one process until SIGTERM/SIGINT (or cancellation), on ``sockets`` (from
+    :func:`registry.listen.bind`) or on ``server.listen``. ``task_status`` receives the bound URLs."""
+    await serve_worker(settings, sockets=sockets, task_status=task_status, shared=False)
 
 
 async def serve_worker(
@@ -68,15 +74,17 @@ async def serve_worker(
     *,
     sockets: Sockets | None = None,
     leader: bool = True,
+    shared: bool = True,
     shutdown: Callable[[], Awaitable[None]] = _wait_for_signal,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve on ``sockets`` (bound from ``server.listen`` when None) until ``shutdown`` returns.
 
-    One process of ``server.workers`` (registry/workers.py) gets the supervisor's sockets; only the
-    ``leader`` runs the background jobs (event relay, upload purge, GC, retention, audit checkpoints,
-    extension loops); every process flushes its own blob-usage times. With sockets from a supervisor,
-    commits of the other processes wake this one's event-feed long polls (:func:`_watch_commits`).
+    One process of ``server.workers`` (registry/workers.py; ``shared``: other processes serve the same data)
+    gets the supervisor's sockets; only the ``leader`` runs the background jobs (event relay, upload purge,
+    GC, retention, audit checkpoints, extension loops); every process flushes its own blob-usage times, and
+    the other processes' commits wake this one's event-feed long polls (:func:`_watch_commits`). The one
+    process of ``registry serve`` (not ``shared``) logs the ``registry listening`` line itself.
     """
     config = hypercorn_config(settings)
     guard_connections()
@@ -87,7 +95,7 @@ async def serve_worker(
             await background.start(registry.serve_upload_purge)
             for loop in registry.background:
                 await background.start(loop)
-        if sockets is not None:
+        if shared:
             background.start_soon(_watch_commits, registry)
         if settings.server.tls_cert:
             background.start_soon(_reload_certificates, config, settings.server.tls_cert, settings.server.tls_key)
@@ -98,7 +106,7 @@ async def serve_worker(
             trigger = partial(_drain, registry, shutdown)
             serving = partial(worker_serve, wrapped, config, sockets=sockets, shutdown_trigger=trigger)
             binds = await server.start(serving)
-            if sockets is None:
+            if not shared:
                 for bind in binds:
                     log_listening(settings, bind)
             task_status.started(binds)

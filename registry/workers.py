@@ -45,7 +45,7 @@ from hypercorn.config import Sockets
 from hypercorn.utils import repr_socket_addr
 
 from config import Settings
-from registry.listen import hypercorn_config, log_listening
+from registry.listen import ListenError, bind, hypercorn_config, log_listening
 
 log = logging.getLogger("registry")
 
@@ -93,10 +93,12 @@ def supervise(settings: Settings) -> int:
         log.critical("preparing %s failed (exit code %s)", settings.storage.root, prepare.exitcode)
         return 1
     config = hypercorn_config(settings)
-    sockets = config.create_sockets()
+    try:
+        sockets = bind(config, settings.server.listen)
+    except ListenError as exc:
+        log.critical("%s", exc)
+        return 1
     listening = [*sockets.secure_sockets, *sockets.insecure_sockets]
-    for sock in listening:
-        sock.listen(config.backlog)
     try:
         metrics_dir = tempfile.mkdtemp(prefix="registry-metrics-")
     except OSError:  # a read-only root filesystem without a writable TMPDIR: use the data directory
@@ -109,8 +111,8 @@ def supervise(settings: Settings) -> int:
     ]
 
     def announce() -> None:
-        for bind in binds:
-            log_listening(settings, bind)
+        for url in binds:
+            log_listening(settings, url)
 
     try:
         return _Supervisor(settings, sockets, context).run(announce)
