@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks against CNCF Distribution, one command from the repo root:
-#   bash bench/run.sh            full run (~15 min on 2 cores; writes bench/results/ and docs/performance.md)
+#   bash bench/run.sh            full run (~16 min on 2 cores; writes bench/results/ and docs/performance.md)
 #   bash bench/run.sh --quick    smoke run with small sizes (~30 s; writes bench/results/quick/)
 # Any other option goes to `python -m bench` (--rounds N, --only blob image ..., --out DIR).
 # Installs what is missing first: Debian's docker-registry (Distribution 2.8.2), skopeo, curl, hey (as root or
