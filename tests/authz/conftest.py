@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import CHEAP_ARGON2, admin
+from tests.adminapi import AdminApi
+from tests.api.conftest import CHEAP_ARGON2
 from tests.api.ocihelpers import push_blob, push_image
 from tests.serverproc import RegistryProcess
 
@@ -38,18 +38,16 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     env = {**CHEAP_ARGON2, "REGISTRY__AUTH__FAILED_LOGIN_LIMIT": "1000"}
     proc = RegistryProcess(tmp_path_factory.mktemp("authz") / "data", "--auth", "token", env=env)
-    with proc:
+    with proc, AdminApi(proc) as api:
         w = World(proc)
-        cred = json.loads((proc.data / "admin-credential.json").read_text())
-        w.admin = (cred["username"], cred["password"])
-        admin(proc, "namespace", "create", OWN)
-        admin(proc, "namespace", "create", OTHER)
-        admin(proc, "namespace", "create", PUBLIC, "--public")
+        w.admin = api.creds
+        api.namespace(OWN)
+        api.namespace(OTHER)
+        api.namespace(PUBLIC, public=True)
         for role in ROLES:
-            account = admin(proc, "service-account", "create", f"sa-{role}")
-            w.accounts[role] = (str(account["username"]), str(account["password"]))
+            w.accounts[role] = api.service_account(f"sa-{role}")
             if role != "none":
-                admin(proc, "grant", role, "--namespace", OWN, "--service-account", f"sa-{role}")
+                api.grant(role, OWN, f"sa-{role}")
         with httpx.Client(base_url=proc.url, auth=w.admin, timeout=30) as client:
             for ns in (OWN, OTHER, PUBLIC):
                 push_image(client, f"{ns}/app", "v1")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-import subprocess
 import time
 import uuid
 from typing import Any
@@ -16,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.adminapi import AdminApi
 from tests.api.conftest import admin
 from tests.authz.conftest import OWN, World
-from tests.serverproc import BIN
 from tests.tokenauth import DockerTokenAuth
 
 
@@ -132,11 +131,12 @@ def test_token_for_one_repository_or_service_is_not_valid_for_another(world: Wor
 
 @pytest.mark.parametrize("style", ["bearer", "basic"])
 def test_credential_states(world: World, style: str) -> None:
-    proc = world.proc
-    admin(proc, "service-account", "create", f"states-{style}")
-    admin(proc, "grant", "reader", "--namespace", OWN, "--service-account", f"states-{style}")
-    valid = admin(proc, "credential", "create", "--service-account", f"states-{style}")
-    short = admin(proc, "credential", "create", "--service-account", f"states-{style}", "--expires-in", "1")
+    proc, name = world.proc, f"states-{style}"
+    with AdminApi(proc) as api:  # set-up; the revocation below runs the CLI, as another process would
+        api.service_account(name)
+        api.grant("reader", OWN, name)
+        valid = api.credential(name)
+        short = api.credential(name, expires_in=1)
 
     def pull(username: str, password: str) -> int:
         auth: httpx.Auth = (
@@ -149,7 +149,7 @@ def test_credential_states(world: World, style: str) -> None:
     assert pull(user, secret) == 200
     assert pull(user, secret + "x") == 401
     assert pull("nobody-00000000", secret) == 401
-    time.sleep(1.2)
+    time.sleep(max(0.0, float(short["expires"]) - time.time() + 0.2))
     assert pull(str(short["username"]), str(short["password"])) == 401  # expired
     assert pull(user, secret) == 200  # cached as verified…
     admin(proc, "credential", "revoke", user)  # …revoked by another process while the server runs
@@ -157,19 +157,11 @@ def test_credential_states(world: World, style: str) -> None:
 
 
 def test_failed_logins_are_rate_limited(world: World) -> None:
-    proc = world.proc
-    account = admin(proc, "service-account", "create", "rate-limited")
-    user = str(account["username"])
-    statuses = [_token(world, user, "wrong", "").status_code for _ in range(12)]
-    # The fixture raised the limit to 1000, so this is the generic path: 401s, no lockout yet.
-    assert set(statuses) == {401}
-    limited = subprocess.run(
-        [BIN / "registry", "admin", "--data", str(proc.data), "audit", "--limit", "200"],
-        capture_output=True,
-        text=True,
-        env=proc.env_for_cli(),
-        check=True,
-    )
-    records = json.loads(limited.stdout)
+    with AdminApi(world.proc) as api:  # the CLI's audit command is tested in tests/iam/test_tokens_http.py
+        user, _ = api.service_account("rate-limited")
+        statuses = [_token(world, user, "wrong", "").status_code for _ in range(12)]
+        # The fixture raised the limit to 1000, so this is the generic path: 401s, no lockout yet.
+        assert set(statuses) == {401}
+        records = api.audit(200)
     failures = [r for r in records if r["event"] == "auth.basic" and r["credential"] == user]
     assert len(failures) == 12 and all(r["outcome"] == "failure" and r["source"] == "127.0.0.1" for r in failures)

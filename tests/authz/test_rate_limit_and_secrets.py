@@ -7,7 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.api.conftest import CHEAP_ARGON2, admin
+from tests.adminapi import AdminApi
+from tests.api.conftest import CHEAP_ARGON2
 from tests.serverproc import RegistryProcess
 
 
@@ -19,10 +20,10 @@ def test_lockout_secrets_and_challenges(tmp_path: Path) -> None:
         "REGISTRY__LOG__ACCESS_LOG": "true",
     }
     with RegistryProcess(tmp_path / "data", "--auth", "token", env=env) as proc:
-        admin(proc, "namespace", "create", "ns")
-        account = admin(proc, "service-account", "create", "bot")
-        admin(proc, "grant", "writer", "--namespace", "ns", "--service-account", "bot")
-        user, secret = str(account["username"]), str(account["password"])
+        with AdminApi(proc) as api:
+            api.namespace("ns")
+            user, secret = api.service_account("bot")
+            api.grant("writer", "ns", "bot")
         token_url = f"{proc.url}/token"
         good = httpx.get(token_url, params={"scope": "repository:ns/app:pull"}, auth=(user, secret))
         assert good.status_code == 200

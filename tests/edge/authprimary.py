@@ -2,39 +2,28 @@
 tokens from it. Import the ``auth_primary`` fixture into a test module to use it.
 
 Accounts: ``builder`` may pull and push ``team-a`` and ``team-b``; ``reader`` may pull ``team-a`` only;
-``edge-node`` (an edge's identity) may pull ``team-a`` only. ``public`` is a public namespace.
+``edge-node`` (an edge's identity) may pull ``team-a`` only. ``public`` is a public namespace. All of it is
+created through the management API (``tests/adminapi.py``), in milliseconds.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
+from tests.adminapi import AdminApi
 from tests.edge.ocipush import sha256
 from tests.imagebuild import OCI_MANIFEST, BuiltImage
-from tests.serverproc import BIN, RegistryProcess
+from tests.serverproc import RegistryProcess
 from tests.tokenauth import DockerTokenAuth
 
 CHEAP_ARGON2 = {"REGISTRY__AUTH__ARGON2_TIME_COST": "1", "REGISTRY__AUTH__ARGON2_MEMORY_KIB": "256"}
 ACCESS_LOG = {"REGISTRY__LOG__ACCESS_LOG": "true"}
-
-
-def admin(proc: RegistryProcess, *args: str) -> str:
-    out = subprocess.run(
-        [BIN / "registry", "admin", "--data", str(proc.data), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=proc.env_for_cli(),
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+# Pull times reported by edges are written every half second (default 10 s), so the tests see them soon.
+FAST_USAGE_FLUSH = {"REGISTRY__GC__USAGE_FLUSH_SECONDS": "0.5"}
 
 
 @dataclass(frozen=True)
@@ -74,23 +63,19 @@ class AuthPrimary:
             assert response.status_code == 201, response.text
 
 
-def _account(proc: RegistryProcess, name: str) -> Account:
-    created = json.loads(admin(proc, "service-account", "create", name))
-    return Account(str(created["username"]), str(created["password"]))
-
-
 @pytest.fixture(scope="module")
 def auth_primary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthPrimary]:
     data = tmp_path_factory.mktemp("auth-primary") / "data"
-    with RegistryProcess(data, "--auth", "token", env={**CHEAP_ARGON2, **ACCESS_LOG}) as proc:
-        admin(proc, "role", "create", "t-pull", "--permissions", "pull")
-        admin(proc, "role", "create", "t-push", "--permissions", "pull,push")
+    env = {**CHEAP_ARGON2, **ACCESS_LOG, **FAST_USAGE_FLUSH}
+    with RegistryProcess(data, "--auth", "token", env=env) as proc, AdminApi(proc) as api:
+        api.role("t-pull", "pull")
+        api.role("t-push", "pull", "push")
         for ns in ("team-a", "team-b"):
-            admin(proc, "namespace", "create", ns)
-        admin(proc, "namespace", "create", "public", "--public")
-        builder, reader, edge_node = (_account(proc, n) for n in ("builder", "reader", "edge-node"))
+            api.namespace(ns)
+        api.namespace("public", public=True)
+        builder, reader, edge_node = (Account(*api.service_account(n)) for n in ("builder", "reader", "edge-node"))
         for ns in ("team-a", "team-b", "public"):
-            admin(proc, "grant", "t-push", "--namespace", ns, "--service-account", "builder")
-        admin(proc, "grant", "t-pull", "--namespace", "team-a", "--service-account", "reader")
-        admin(proc, "grant", "t-pull", "--namespace", "team-a", "--service-account", "edge-node")
+            api.grant("t-push", ns, "builder")
+        api.grant("t-pull", "team-a", "reader")
+        api.grant("t-pull", "team-a", "edge-node")
         yield AuthPrimary(proc, builder, reader, edge_node)

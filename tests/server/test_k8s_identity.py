@@ -11,6 +11,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.adminapi import AdminApi
 from tests.api.conftest import CHEAP_ARGON2, admin
 from tests.serverproc import RegistryProcess
 
@@ -43,9 +44,10 @@ def test_service_account_token_as_password(tmp_path: Path) -> None:
         "REGISTRY__AUTH__K8S_AUDIENCE": "registry.example",
     }
     with RegistryProcess(tmp_path / "data", "--auth", "token", env=env) as proc:
-        admin(proc, "namespace", "create", "apps")
-        admin(proc, "service-account", "create", "cluster-puller")
-        admin(proc, "grant", "reader", "--namespace", "apps", "--service-account", "cluster-puller")
+        with AdminApi(proc) as api:  # set-up; the mapping itself is made with the CLI (it has no API)
+            api.namespace("apps")
+            api.service_account("cluster-puller")
+            api.grant("reader", "apps", "cluster-puller")
         admin(
             proc,
             "k8s-identity",
