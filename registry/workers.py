@@ -130,8 +130,9 @@ def _prepare_main(settings: Settings) -> None:
     setup_logging(settings.log.level, settings.log.format)
 
     async def prepare() -> None:
+        # Opening the registry is the preparation: schema, first admin credential, first token-signing key.
         async with open_registry(settings):
-            pass
+            return
 
     trio.run(prepare)
 
