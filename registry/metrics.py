@@ -30,9 +30,9 @@ from registry.api.http import Message, Receive, Scope, Send
 from registry.api.routes import ROUTES, TOKEN_ROUTES, ASGIApp
 from registry.gc.collector import GcRun
 from registry.logs import request_id
+from registry.workers import MULTIPROC_ENV
 
 REQUEST_ID_HEADER = b"x-request-id"
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set by the server.workers supervisor (registry/workers.py)
 _FIXED = {"/healthz", "/readyz", "/metrics", *TOKEN_ROUTES}
 _GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -110,9 +110,7 @@ class RegistryMetrics(HttpMetrics):
         self.auth = Counter(
             "registry_auth_outcomes", "Authentication outcomes seen in answers", ["outcome"], registry=self.registry
         )
-        self.registry.register(_UploadSessions(uploads_dir))
-        if self.exposed is not self.registry:
-            self.exposed.register(_UploadSessions(uploads_dir))
+        self.exposed.register(_UploadSessions(uploads_dir))
         reg = self.registry
         self.gc_runs = Counter("registry_gc_runs", "Garbage collections run by this process", ["result"], registry=reg)
         self.gc_deleted = Counter(
