@@ -28,6 +28,7 @@ async def get_manifest(ctx: ApiContext, req: Request) -> Response:
             detail = {"name": repo, "digest": str(record.digest)}
             raise e.RegistryError(e.DENIED, decision.refusal, detail, policy)
         headers.update(policy)
+    ctx.service.pulled(repo, record)
     return Response(200, headers, record.content)
 
 

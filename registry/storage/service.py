@@ -362,12 +362,16 @@ class RegistryService:
             raise
 
     async def get_manifest(self, repo: str, reference: str) -> ManifestRecord:
-        """Raises ``MANIFEST_UNKNOWN`` or ``DIGEST_INVALID``."""
+        """Raises ``MANIFEST_UNKNOWN`` or ``DIGEST_INVALID``. A plain read: the registry's own readers (SBOM,
+        scans, attestation) use it too, so it records no pull; the pull route calls :meth:`pulled`."""
         record = await self.meta.get_manifest(repo, self._lookup_reference(reference))
         if record is None:
             raise e.RegistryError(e.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
-        self.usage.pulled(repo, str(record.digest), time.time())
         return record
+
+    def pulled(self, repo: str, record: ManifestRecord) -> None:
+        """A client pulled ``record``: its time is batched for pull-based retention."""
+        self.usage.pulled(repo, str(record.digest), time.time())
 
     async def delete_manifest(self, repo: str, reference: str) -> None:
         """Delete by digest (the manifest and its tags in ``repo``) or by tag (the tag only)."""
