@@ -18,6 +18,7 @@ from hypercorn.utils import wrap_app
 from config import Settings
 from registry.app import Registry, open_registry
 from registry.connguard import install as guard_connections
+from registry.h11send import install as coalesce_small_answers
 from registry.listen import ListenConfig, hypercorn_config, log_listening
 from registry.metrics import instrument_registry
 from registry.storage.outbox_window import SqliteOutboxWindow
@@ -88,6 +89,7 @@ async def serve_worker(
     """
     config = hypercorn_config(settings)
     guard_connections()
+    coalesce_small_answers()
     async with open_registry(settings) as registry, trio.open_nursery() as background:
         await background.start(registry.maintenance.serve_maintenance, leader)
         if leader:
