@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import trio
@@ -44,7 +45,7 @@ def _extra_upstream(value: str) -> dict[str, object]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from edge.logs import setup_logging
-    from edge.server import serve
+    from edge.server import ListenError, bind, hypercorn_config, serve
 
     try:
         settings = _settings(args)
@@ -52,7 +53,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"edge: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format)
-    trio.run(serve, settings)
+    try:
+        sockets = bind(hypercorn_config(settings), settings.listen)
+    except ListenError as exc:
+        logging.getLogger("edge").critical("%s", exc)
+        return 1
+    trio.run(serve, settings, sockets)
     return 0
 
 

@@ -11,7 +11,9 @@ from typing import Any, cast
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.config import Sockets
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
 
 from edge.app import open_edge
 from edge.connguard import install as guard_connections
@@ -35,6 +37,22 @@ def hypercorn_config(settings: EdgeSettings) -> HypercornConfig:
     return config
 
 
+class ListenError(Exception):
+    """The listening address cannot be bound (in use, not local, no permission)."""
+
+
+def bind(config: HypercornConfig, listen: str) -> Sockets:
+    """Bind and listen before the edge opens its cache, so a port in use is one clear message
+    (``ListenError``) rather than a traceback from inside the server."""
+    try:
+        sockets = config.create_sockets()
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
+    for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+        sock.listen(config.backlog)
+    return sockets
+
+
 async def _wait_for_signal() -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
@@ -42,14 +60,19 @@ async def _wait_for_signal() -> None:
             return
 
 
-async def serve(settings: EdgeSettings, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run the edge until SIGTERM/SIGINT (or cancellation). ``task_status`` receives the bound URLs."""
+async def serve(
+    settings: EdgeSettings, sockets: Sockets, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run the edge on ``sockets`` (from :func:`bind`) until SIGTERM/SIGINT (or cancellation). ``task_status``
+    receives the bound URLs."""
     config = hypercorn_config(settings)
     guard_connections()
     hooks = {"request": [forward_request_id]}
     async with open_edge(settings, event_hooks=hooks) as edge_app, trio.open_nursery() as server:
         app, _ = instrument_edge(edge_app, edge_app.ctx)
-        binds = await server.start(partial(hypercorn_serve, cast(Any, app), config, shutdown_trigger=_wait_for_signal))
+        wrapped = wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi")
+        serving = partial(worker_serve, wrapped, config, sockets=sockets, shutdown_trigger=_wait_for_signal)
+        binds = await server.start(serving)
         for bind in binds:
             log.info(
                 "edge listening on %s (upstream %s, cache %s, %d MiB)",
