@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,25 @@ BIN = Path(sys.executable).parent
 _LISTENING = re.compile(r"registry listening on (https?://\S+)")
 SBOM_OFF = {"REGISTRY__SUPPLY_CHAIN__SBOM_ON_PUSH": "false"}
 SBOM_ON_PUSH = {"REGISTRY__SUPPLY_CHAIN__SBOM_ON_PUSH": "true"}
+# The outbox subscribers of a default registry (SBOM, attestation, scans): each reads every pushed manifest.
+EVENT_SUBSCRIBERS = ("supplychain.sbom", "supplychain.attest", "scan")
+
+
+def wait_for_event_subscribers(data: Path, names: tuple[str, ...] = EVENT_SUBSCRIBERS, timeout: float = 30.0) -> None:
+    """Until each subscriber in ``names`` has handled every outbox event committed so far (its cursor in
+    ``outbox_cursors`` reached the outbox head): what it does for a push has then been done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn = sqlite3.connect(data / "registry.db")
+        try:
+            (head,) = conn.execute("SELECT max(id) FROM outbox").fetchone()
+            cursors = dict(conn.execute("SELECT subscriber, last_id FROM outbox_cursors").fetchall())
+        finally:
+            conn.close()
+        if head is not None and all(cursors.get(name, 0) >= head for name in names):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the event subscribers {names} did not catch up within {timeout}s")
 
 
 class ChildServer:

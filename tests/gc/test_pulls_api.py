@@ -12,11 +12,10 @@ import httpx
 
 from tests.api.conftest import CHEAP_ARGON2
 from tests.gc.test_gc_server import push_image
-from tests.serverproc import RegistryProcess
+from tests.serverproc import RegistryProcess, wait_for_event_subscribers
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
-SUBSCRIBERS = ("supplychain.sbom", "supplychain.attest", "scan")  # each reads every pushed manifest
 
 
 def pulls_table(data: Path) -> dict[tuple[str, str], float]:
@@ -35,22 +34,6 @@ def wait_for(data: Path, key: tuple[str, str], timeout: float = 20.0) -> float:
             return found
         time.sleep(0.1)
     raise AssertionError(f"no pull recorded for {key}")
-
-
-def wait_for_subscribers(data: Path, timeout: float = 30.0) -> None:
-    """Until every event subscriber (SBOM, attestation, scans) has handled every outbox event so far."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        conn = sqlite3.connect(data / "registry.db")
-        try:
-            (head,) = conn.execute("SELECT max(id) FROM outbox").fetchone()
-            cursors = dict(conn.execute("SELECT subscriber, last_id FROM outbox_cursors").fetchall())
-        finally:
-            conn.close()
-        if head is not None and all(cursors.get(name, 0) >= head for name in SUBSCRIBERS):
-            return
-        time.sleep(0.1)
-    raise AssertionError("the event subscribers did not catch up")
 
 
 def test_pull_reports_and_local_pulls(tmp_path: Path) -> None:
@@ -77,7 +60,7 @@ def test_pull_reports_and_local_pulls(tmp_path: Path) -> None:
             # still has no pull time.
             digest, _ = push_image(client, "apps/web", "v1", [b"web layer " * 100])
             other, _ = push_image(client, "apps/web", "v2", [b"other layer " * 100])
-            wait_for_subscribers(proc.data)
+            wait_for_event_subscribers(proc.data)
             assert client.get("/v2/apps/web/manifests/v2").status_code == 200
             wait_for(proc.data, ("apps/web", other))
             assert ("apps/web", digest) not in pulls_table(proc.data)

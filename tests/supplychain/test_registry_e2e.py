@@ -8,6 +8,7 @@ import base64
 import gzip
 import hashlib
 import json
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ import oras.client  # type: ignore[import-untyped]
 import pytest
 
 from tests.e2e.clients import Skopeo
-from tests.serverproc import BIN, SBOM_ON_PUSH, RegistryProcess
+from tests.serverproc import BIN, SBOM_ON_PUSH, RegistryProcess, wait_for_event_subscribers
 from tests.supplychain.fixtures import APK_INSTALLED, DEBIAN_OS, DPKG_STATUS, F, layer, whiteout
 from tests.supplychain.schemas import cyclonedx_problems, spdx_problems
 from tests.supplychain.thirdparty import verify_envelope
@@ -264,7 +265,7 @@ def test_pushed_sboms_are_indexed_and_forged_artifacts_not_signed(registry: Regi
             1,
             HARBOR,
         )
-        time.sleep(6)  # the relay has seen the forged artifact (it polls at least every 5 s)
+        wait_for_event_subscribers(registry.data)  # the attestation subscriber has handled the forged artifact
         attestations = [d for d in referrers(c, repo, sha(image)) if d.get("artifactType") == IN_TOTO]
         attested = {d["annotations"]["dev.oci-registry.attests"] for d in attestations}
         assert forged_digest not in attested and harbor_digest not in attested
@@ -280,6 +281,12 @@ def test_pushed_sboms_are_indexed_and_forged_artifacts_not_signed(registry: Regi
 def test_sbom_on_push_can_be_turned_off(tmp_path: Path) -> None:
     with RegistryProcess(tmp_path / "data") as proc, httpx.Client(base_url=proc.url, timeout=60) as c:
         image = push_platform(c, "supply/off", "amd64", [layer(("etc/os-release", DEBIAN_OS))])
-        time.sleep(6)  # the relay has delivered the push event (it polls at least every 5 s)
+        wait_for_event_subscribers(proc.data)  # the SBOM subscriber has handled the push
+        # Nothing queued (a queued job stays until its SBOMs are pushed) and nothing generated.
+        jobs = sqlite3.connect(proc.data / "supply-chain.db")
+        try:
+            assert jobs.execute("SELECT count(*) FROM sbom_jobs").fetchone() == (0,)
+        finally:
+            jobs.close()
         assert referrers(c, "supply/off", sha(image)) == []
         assert c.get("/v2/supply/off/tags/list").json().get("tags") in (None, [])
