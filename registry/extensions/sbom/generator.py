@@ -91,17 +91,16 @@ class SbomGenerator:
             return []
         config = await self._read_blob(parsed.blobs[0].digest)
         platform = _platform(config)
-        result = await self.scan([self.blob_path(d.digest) for d in parsed.blobs[1:]])
+        describe = {"repo": repo, "digest": str(record.digest), "platform": platform}
+        result = await self.scan([self.blob_path(d.digest) for d in parsed.blobs[1:]], describe)
         for note in result.get("notes", []):
             log.warning("sbom %s@%s: %s", repo, record.digest, note)
         subject = Descriptor(record.media_type, record.digest, record.size)
         annotations = {"org.opencontainers.image.created": _now(), PLATFORM_ANNOTATION: platform}
-        # Imported here: cyclonedx and spdx-tools (with beartype, numpy) cost each server process ~30 MiB and
-        # ~0.5 s at start, and only SBOM generation needs them.
-        from registry.extensions.sbom import documents
-
-        cdx = documents.cyclonedx(repo, str(record.digest), platform, result)
-        spdx = documents.spdx(repo, str(record.digest), platform, result)
+        try:
+            cdx, spdx = str(result["cyclonedx"]).encode(), str(result["spdx"]).encode()
+        except KeyError as exc:
+            raise SbomError(f"sbom worker returned no {exc.args[0]} document") from None
         cdx_digest = await attach_referrer(self.service, repo, subject, CYCLONEDX, cdx, CYCLONEDX, annotations)
         spdx_digest = await attach_referrer(self.service, repo, subject, SPDX, spdx, SPDX, annotations)
         count = len(json.loads(cdx).get("components", []))
@@ -121,9 +120,13 @@ class SbomGenerator:
     async def _read_blob(self, digest: Digest) -> bytes:
         return await trio.to_thread.run_sync(self.blob_path(digest).read_bytes)
 
-    async def scan(self, layers: list[Path]) -> dict[str, Any]:
-        """Run the worker process over ``layers`` (lowest first)."""
-        request = json.dumps({"layers": [str(p) for p in layers], "memory_mb": self.worker_memory_mb}).encode()
+    async def scan(self, layers: list[Path], describe: dict[str, str] | None = None) -> dict[str, Any]:
+        """Run the worker process over ``layers`` (lowest first); with ``describe`` (repo, digest, platform)
+        it also builds the CycloneDX and SPDX documents."""
+        job: dict[str, Any] = {"layers": [str(p) for p in layers], "memory_mb": self.worker_memory_mb}
+        if describe is not None:
+            job["describe"] = describe
+        request = json.dumps(job).encode()
         async with self._limit:
             proc = await trio.run_process(WORKER, stdin=request, capture_stdout=True, capture_stderr=True, check=False)
         try:
