@@ -96,3 +96,25 @@ def test_sigterm_closes_idle_connections_at_once(server: RegistryProcess) -> Non
         assert closed is not None and closed < TIMEOUT, closed  # not after the idle timeout, not after 30 s
         assert server.proc.wait(10) == 0
         assert time.monotonic() - started < 5
+
+
+def test_a_request_sent_in_time_is_answered_after_the_server_stalled_past_the_timeout(tmp_path: Path) -> None:
+    """The server is stopped (as a busy event loop would be) past the idle deadline while a request waits on
+    the connection: when it resumes, the request is answered, not reset. Several rounds, because which of
+    the reader and the idle timer runs first after the stall is up to trio's scheduler."""
+    short = 0.3
+    env = {**ENV, "REGISTRY__SERVER__KEEP_ALIVE_TIMEOUT": str(short)}
+    with RegistryProcess(tmp_path / "data", env=env) as proc, _connect(proc) as sock:
+        assert proc.proc is not None
+        for _ in range(12):
+            sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b" 200 " in _answer(sock).split(b"\r\n")[0]
+            time.sleep(0.05)  # the server has armed the idle deadline
+            proc.proc.send_signal(signal.SIGSTOP)
+            try:
+                time.sleep(0.05)
+                sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")  # sent well within the timeout
+                time.sleep(short + 0.2)
+            finally:
+                proc.proc.send_signal(signal.SIGCONT)
+            assert b" 200 " in _answer(sock).split(b"\r\n")[0]
